@@ -1,0 +1,176 @@
+"""The JSON-lines protocol between the add-on and the backend process.
+
+Stdlib only: the add-on imports this module inside Blender, the backend inside its own interpreter.
+docs/protocol.md is the human-readable spec; this module is the single source of the message
+types, error codes and request validation both sides use.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+PROTOCOL_VERSION = 1
+
+# Requests (add-on -> backend)
+HELLO = "hello"
+GENERATE = "generate"
+CANCEL = "cancel"
+UNLOAD = "unload"
+SHUTDOWN = "shutdown"
+REQUEST_TYPES = (HELLO, GENERATE, CANCEL, UNLOAD, SHUTDOWN)
+
+# Events (backend -> add-on)
+READY = "ready"
+ACCEPTED = "accepted"
+PROGRESS = "progress"
+RESULT = "result"
+ERROR = "error"
+CANCELLED = "cancelled"
+UNLOADED = "unloaded"
+BYE = "bye"
+
+
+class ErrorCode:
+    """Error codes shared by backend and add-on; HINTS says what the user can do about each."""
+
+    BAD_REQUEST = "BAD_REQUEST"
+    UNKNOWN_REQUEST = "UNKNOWN_REQUEST"
+    MODEL_NOT_FOUND = "MODEL_NOT_FOUND"
+    MODEL_LOAD_FAILED = "MODEL_LOAD_FAILED"
+    INPUT_NOT_FOUND = "INPUT_NOT_FOUND"
+    OUT_OF_MEMORY = "OUT_OF_MEMORY"
+    GENERATION_FAILED = "GENERATION_FAILED"
+    # Raised on the add-on side, never sent by the backend:
+    BACKEND_NOT_CONFIGURED = "BACKEND_NOT_CONFIGURED"
+    BACKEND_START_FAILED = "BACKEND_START_FAILED"
+    BACKEND_CRASHED = "BACKEND_CRASHED"
+    BACKEND_TIMEOUT = "BACKEND_TIMEOUT"
+
+
+HINTS: dict[str, str] = {
+    ErrorCode.BAD_REQUEST: "This is a bug in the caller; the backend log has the request.",
+    ErrorCode.UNKNOWN_REQUEST: "The add-on and backend versions differ; reinstall the backend.",
+    ErrorCode.MODEL_NOT_FOUND: (
+        "Download the model into the Hugging Face cache (huggingface-cli download <repo>) "
+        "or point the model setting at a local diffusers folder."
+    ),
+    ErrorCode.MODEL_LOAD_FAILED: "The model files may be incomplete or of another family.",
+    ErrorCode.INPUT_NOT_FOUND: "The job's input image was removed before the backend read it.",
+    ErrorCode.OUT_OF_MEMORY: "Lower the size, or pick a memory-saving mode in the preferences.",
+    ErrorCode.GENERATION_FAILED: "See the backend log (Preferences > Add-ons > T2I) for details.",
+    ErrorCode.BACKEND_NOT_CONFIGURED: (
+        "Set the backend Python (an interpreter with torch and diffusers) in "
+        "Preferences > Add-ons > T2I, or set T2I_BACKEND_PYTHON."
+    ),
+    ErrorCode.BACKEND_START_FAILED: "Check the backend Python and open the backend log.",
+    ErrorCode.BACKEND_CRASHED: "Generate again to start a fresh backend; the log says why it died.",
+    ErrorCode.BACKEND_TIMEOUT: "The backend stopped answering; generate again to restart it.",
+}
+
+
+class ProtocolError(ValueError):
+    """A line that is not a valid request; the backend answers it with an `error` event."""
+
+    def __init__(self, code: str, message: str, job_id: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.job_id = job_id
+
+
+def encode(message: dict[str, Any]) -> str:
+    """One message as one line (no embedded newlines: json.dumps escapes them)."""
+    return json.dumps(message, separators=(",", ":"), allow_nan=False) + "\n"
+
+
+def decode(line: str) -> dict[str, Any]:
+    try:
+        message = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"not valid JSON: {exc.msg}") from None
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "a message must be an object with a 'type'")
+    return message
+
+
+def error_event(code: str, message: str, job_id: str | None = None) -> dict[str, Any]:
+    event: dict[str, Any] = {"type": ERROR, "code": code, "message": message,
+                             "hint": HINTS.get(code, "")}
+    if job_id is not None:
+        event["id"] = job_id
+    return event
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    """A validated `generate` request. Paths are absolute; images travel as files."""
+
+    id: str
+    model: dict[str, Any]
+    prompt: str
+    negative_prompt: str
+    seed: int
+    steps: int
+    guidance: float
+    control_strength: float
+    width: int
+    height: int
+    control_image: str
+    output_dir: str
+    init_image: str | None = None
+    metadata: dict[str, str] | None = None
+
+
+# field: (type, required, default); ints are accepted where floats are expected
+_GENERATE_FIELDS: dict[str, tuple[type | tuple[type, ...], bool, Any]] = {
+    "id": (str, True, None),
+    "model": (dict, True, None),
+    "prompt": (str, True, None),
+    "negative_prompt": (str, False, ""),
+    "seed": (int, True, None),
+    "steps": (int, True, None),
+    "guidance": ((int, float), True, None),
+    "control_strength": ((int, float), False, 1.0),
+    "width": (int, True, None),
+    "height": (int, True, None),
+    "control_image": (str, True, None),
+    "output_dir": (str, True, None),
+    "init_image": ((str, type(None)), False, None),
+    "metadata": ((dict, type(None)), False, None),
+}
+
+MAX_SIDE = 8192
+MAX_STEPS = 1000
+
+
+def parse_generate(message: dict[str, Any]) -> GenerateRequest:
+    """Validate a `generate` message; raises ProtocolError(BAD_REQUEST) naming the bad field."""
+    job_id = message.get("id") if isinstance(message.get("id"), str) else None
+    values: dict[str, Any] = {}
+    for name, (kind, required, default) in _GENERATE_FIELDS.items():
+        if name not in message:
+            if required:
+                raise ProtocolError(ErrorCode.BAD_REQUEST, f"generate: missing '{name}'", job_id)
+            values[name] = default
+            continue
+        value = message[name]
+        # bool is an int subclass; a seed of `true` is a caller bug, not 1
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise ProtocolError(ErrorCode.BAD_REQUEST,
+                                f"generate: '{name}' has the wrong type", job_id)
+        values[name] = value
+    if not values["id"]:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "generate: 'id' is empty")
+    for side in ("width", "height"):
+        if not 8 <= values[side] <= MAX_SIDE:
+            raise ProtocolError(ErrorCode.BAD_REQUEST,
+                                f"generate: '{side}' must be 8..{MAX_SIDE}", job_id)
+    if not 1 <= values["steps"] <= MAX_STEPS:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"generate: 'steps' must be 1..{MAX_STEPS}",
+                            job_id)
+    if not 0 <= values["seed"] < 2**32:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "generate: 'seed' must be 0..2^32-1", job_id)
+    values["guidance"] = float(values["guidance"])
+    values["control_strength"] = float(values["control_strength"])
+    return GenerateRequest(**values)

@@ -1,0 +1,186 @@
+"""The backend's serving loop: JSON requests on stdin, JSON events on a private copy of stdout.
+
+The main thread reads stdin and answers control requests (hello, cancel, shutdown) at once; a
+worker thread runs `generate` jobs one after another, so a cancel arrives while a job runs.
+When stdin closes (Blender quit or crashed) the process cancels its job and exits: no orphans.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from . import protocol
+from .errors import BackendError, JobCancelled
+from .protocol import ErrorCode
+
+log = logging.getLogger("blender_t2i.backend")
+
+_STOP = object()  # sentinel on the job queue
+
+
+class EventWriter:
+    """Writes protocol events, one line each, from any thread."""
+
+    def __init__(self, stream: IO[str]):
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def send(self, event: dict[str, Any]) -> None:
+        line = protocol.encode(event)
+        with self._lock:
+            self._stream.write(line)
+            self._stream.flush()
+
+
+def claim_stdout() -> IO[str]:
+    """Keep the real stdout for protocol lines and point fd 1 and sys.stdout at stderr,
+    so a print() or a C library writing to fd 1 can never corrupt the event stream."""
+    sys.stdout.flush()
+    private = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return private
+
+
+class Server:
+    def __init__(self, events: EventWriter, cache_dir: Path):
+        self.events = events
+        self.cache_dir = cache_dir
+        self._jobs: queue.Queue[Any] = queue.Queue()
+        self._cancelled: set[str] = set()
+        self._cancel_lock = threading.Lock()
+        self._worker = threading.Thread(target=self._work, name="t2i-jobs", daemon=True)
+        self._runner: Any = None  # backend.runner.Runner, imported lazily (torch import is slow)
+
+    # --- main thread -----------------------------------------------------------------------
+
+    def serve(self, stdin: IO[str]) -> None:
+        self._worker.start()
+        for line in stdin:
+            if not line.strip():
+                continue
+            if not self._handle_line(line):
+                break
+        # stdin closed or shutdown: stop the running job at its next step, then leave
+        self._cancel_all()
+        self._jobs.put(_STOP)
+        self._worker.join(timeout=30)
+        self.events.send({"type": protocol.BYE})
+
+    def _handle_line(self, line: str) -> bool:
+        """Handle one request line; False means stop serving."""
+        try:
+            message = protocol.decode(line)
+        except protocol.ProtocolError as exc:
+            self.events.send(protocol.error_event(exc.code, str(exc)))
+            return True
+        kind = message["type"]
+        if kind == protocol.HELLO:
+            self.events.send(self._ready_event())
+        elif kind == protocol.GENERATE:
+            try:
+                request = protocol.parse_generate(message)
+            except protocol.ProtocolError as exc:
+                self.events.send(protocol.error_event(exc.code, str(exc), exc.job_id))
+                return True
+            self._jobs.put(request)
+            self.events.send({"type": protocol.ACCEPTED, "id": request.id,
+                              "queued": self._jobs.qsize()})
+        elif kind == protocol.CANCEL:
+            job_id = message.get("id")
+            if not isinstance(job_id, str):
+                self.events.send(protocol.error_event(ErrorCode.BAD_REQUEST,
+                                                      "cancel: missing 'id'"))
+            else:
+                with self._cancel_lock:
+                    self._cancelled.add(job_id)
+        elif kind == protocol.UNLOAD:
+            self._jobs.put(protocol.UNLOAD)
+        elif kind == protocol.SHUTDOWN:
+            return False
+        else:
+            self.events.send(protocol.error_event(
+                ErrorCode.UNKNOWN_REQUEST, f"unknown request type '{kind}'",
+                message.get("id") if isinstance(message.get("id"), str) else None))
+        return True
+
+    def _ready_event(self) -> dict[str, Any]:
+        from . import __version__, families
+        from .devices import available_devices
+
+        return {"type": protocol.READY, "protocol": protocol.PROTOCOL_VERSION,
+                "version": __version__, "devices": available_devices(),
+                "families": sorted(families.FAMILIES), "pid": os.getpid()}
+
+    def _cancel_all(self) -> None:
+        with self._cancel_lock:
+            self._cancelled.add("*")
+
+    def is_cancelled(self, job_id: str) -> bool:
+        with self._cancel_lock:
+            return job_id in self._cancelled or "*" in self._cancelled
+
+    # --- worker thread ---------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            item = self._jobs.get()
+            if item is _STOP:
+                return
+            if item == protocol.UNLOAD:
+                if self._runner is not None:
+                    self._runner.unload()
+                self.events.send({"type": protocol.UNLOADED})
+                continue
+            self._run_job(item)
+
+    def _run_job(self, request: protocol.GenerateRequest) -> None:
+        job_id = request.id
+        if self.is_cancelled(job_id):
+            self.events.send({"type": protocol.CANCELLED, "id": job_id})
+            return
+        try:
+            if self._runner is None:
+                from .runner import Runner
+
+                self._runner = Runner(self.cache_dir)
+
+            def on_step(step: int, total: int) -> None:
+                self.events.send({"type": protocol.PROGRESS, "id": job_id,
+                                  "step": step, "total": total})
+                if self.is_cancelled(job_id):
+                    raise JobCancelled(job_id)
+
+            started = time.perf_counter()
+            result = self._runner.generate(request, on_step)
+            result.timings["total"] = round(time.perf_counter() - started, 4)
+            self.events.send({"type": protocol.RESULT, "id": job_id,
+                              "paths": result.paths, "seed": request.seed,
+                              "timings": result.timings})
+        except JobCancelled:
+            self.events.send({"type": protocol.CANCELLED, "id": job_id})
+        except BackendError as exc:
+            log.warning("job %s failed: %s", job_id, exc)
+            self.events.send(protocol.error_event(exc.code, str(exc), job_id))
+        except Exception as exc:  # the job fails, the backend keeps serving
+            log.exception("job %s crashed", job_id)
+            self.events.send(protocol.error_event(ErrorCode.GENERATION_FAILED,
+                                                  f"{type(exc).__name__}: {exc}", job_id))
+        finally:
+            with self._cancel_lock:
+                self._cancelled.discard(job_id)
+
+
+def main(cache_dir: Path) -> int:
+    events = EventWriter(claim_stdout())
+    server = Server(events, cache_dir)
+    log.info("backend %d serving (cache %s)", os.getpid(), cache_dir)
+    server.serve(sys.stdin)
+    return 0
