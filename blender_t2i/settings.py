@@ -1,0 +1,47 @@
+"""Per-scene settings (`scene.t2i`), shown in the panel and read by the operators."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+
+from ..backend.presets import PRESETS, get_preset
+
+_PRESET_ITEMS = [(p.name, p.label, p.description) for p in PRESETS]
+
+
+def _apply_preset_defaults(settings: T2ISceneSettings, _context: bpy.types.Context) -> None:
+    preset = get_preset(settings.model_preset)
+    settings.steps = preset.steps
+    settings.guidance = preset.guidance
+    settings.control_strength = preset.control_strength
+
+
+class T2ISceneSettings(bpy.types.PropertyGroup):
+    prompt: StringProperty(name="Prompt", description="What the image should show")
+    negative_prompt: StringProperty(name="Negative Prompt",
+                                    description="What the image should not show")
+    seed: IntProperty(name="Seed", default=0, min=0,
+                      description="Same seed, settings and depth give the same image")
+    steps: IntProperty(name="Steps", default=25, min=1, max=1000)
+    guidance: FloatProperty(name="Guidance", default=7.5, min=0.0, max=50.0,
+                            description="How strongly the prompt steers the image (CFG)")
+    control_strength: FloatProperty(name="Depth Strength", default=1.0, min=0.0, max=2.0,
+                                    description="How strongly the depth map shapes the image")
+    model_preset: EnumProperty(name="Model", items=_PRESET_ITEMS, default="sd15-depth",
+                               update=_apply_preset_defaults)
+    use_render_size: BoolProperty(
+        name="Use Render Size", default=True,
+        description="Generate at the render resolution (snapped to the model's size multiple)")
+    width: IntProperty(name="Width", default=512, min=0, max=8192, subtype="PIXEL")
+    height: IntProperty(name="Height", default=512, min=0, max=8192, subtype="PIXEL")
+
+
+def register() -> None:
+    bpy.utils.register_class(T2ISceneSettings)
+    bpy.types.Scene.t2i = bpy.props.PointerProperty(type=T2ISceneSettings)
+
+
+def unregister() -> None:
+    del bpy.types.Scene.t2i
+    bpy.utils.unregister_class(T2ISceneSettings)
