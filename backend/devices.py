@@ -21,8 +21,9 @@ def pick_device(requested: str = "auto") -> str:
     return available_devices()[0].split(":")[0]
 
 
-def pick_dtype(device: str, requested: str = "auto", half: torch.dtype = torch.float16) -> torch.dtype:
-    """fp16/bf16 on accelerators (per family), fp32 on CPU where half precision is slow or missing."""
+def pick_dtype(device: str, requested: str = "auto",
+               half: torch.dtype = torch.float16) -> torch.dtype:
+    """fp16/bf16 on accelerators (per family); fp32 on CPU, where half precision is slow."""
     names = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
     if requested and requested != "auto":
         return names[requested]

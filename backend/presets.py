@@ -65,4 +65,4 @@ def get_preset(name: str) -> Preset:
 def snap_size(value: int, multiple: int, minimum: int | None = None) -> int:
     """Round to the nearest multiple the model accepts (never below one multiple)."""
     minimum = multiple if minimum is None else minimum
-    return max(minimum, int(round(value / multiple)) * multiple)
+    return max(minimum, round(value / multiple) * multiple)

@@ -1,4 +1,4 @@
-"""Capture the camera's depth: Workbench render, Z pass -> compositor File Output 32-bit EXR -> numpy.
+"""Camera depth: Workbench render, Z pass -> compositor File Output 32-bit EXR -> numpy.
 
 Workbench needs no shading for Z, and with anti-aliasing off a depth-only render costs about
 what a plain render does (see bench/). The user's scene comes back exactly as it was.

@@ -19,7 +19,8 @@ _CLIP_END_FRACTION = 0.999
 def background_mask(z: np.ndarray, clip_end: float) -> np.ndarray:
     """True where the camera saw nothing (or the pass holds NaN/inf/non-positive values)."""
     with np.errstate(invalid="ignore"):
-        return ~np.isfinite(z) | (z <= 0) | (z >= _BACKGROUND_Z) | (z >= _CLIP_END_FRACTION * clip_end)
+        return (~np.isfinite(z) | (z <= 0) | (z >= _BACKGROUND_Z)
+                | (z >= _CLIP_END_FRACTION * clip_end))
 
 
 @dataclass(frozen=True)
