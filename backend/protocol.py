@@ -19,7 +19,8 @@ GENERATE = "generate"
 CANCEL = "cancel"
 UNLOAD = "unload"
 SHUTDOWN = "shutdown"
-REQUEST_TYPES = (HELLO, GENERATE, CANCEL, UNLOAD, SHUTDOWN)
+CAPABILITIES = "capabilities"
+REQUEST_TYPES = (HELLO, GENERATE, CANCEL, UNLOAD, SHUTDOWN, CAPABILITIES)
 
 # Events (backend -> add-on)
 READY = "ready"
@@ -30,6 +31,10 @@ ERROR = "error"
 CANCELLED = "cancelled"
 UNLOADED = "unloaded"
 BYE = "bye"
+# CAPABILITIES is also the type of its reply event
+
+MEMORY_MODES = ("auto", "full", "model_offload", "group_offload", "fp8")
+SCHEDULERS = ("default", "euler", "euler_a", "ddim", "dpmpp_2m", "dpmpp_2m_karras", "unipc")
 
 
 class ErrorCode:
@@ -39,6 +44,8 @@ class ErrorCode:
     UNKNOWN_REQUEST = "UNKNOWN_REQUEST"
     MODEL_NOT_FOUND = "MODEL_NOT_FOUND"
     MODEL_LOAD_FAILED = "MODEL_LOAD_FAILED"
+    UNSAFE_MODEL_FILE = "UNSAFE_MODEL_FILE"
+    WRONG_MODEL_FAMILY = "WRONG_MODEL_FAMILY"
     INPUT_NOT_FOUND = "INPUT_NOT_FOUND"
     OUT_OF_MEMORY = "OUT_OF_MEMORY"
     GENERATION_FAILED = "GENERATION_FAILED"
@@ -56,9 +63,23 @@ HINTS: dict[str, str] = {
         "Download the model into the Hugging Face cache (huggingface-cli download <repo>) "
         "or point the model setting at a local diffusers folder."
     ),
-    ErrorCode.MODEL_LOAD_FAILED: "The model files may be incomplete or of another family.",
+    ErrorCode.MODEL_LOAD_FAILED: (
+        "The model files may be incomplete or corrupt: download them again, or check that "
+        "a single-file checkpoint has its family's config in the Hugging Face cache."
+    ),
+    ErrorCode.UNSAFE_MODEL_FILE: (
+        "Pickle checkpoints (.ckpt/.pt/.pth/.bin) can run code when loaded and are refused: "
+        "download the .safetensors version, or convert the file once with a trusted tool."
+    ),
+    ErrorCode.WRONG_MODEL_FAMILY: (
+        "The weights belong to another model family: pick the preset/family that matches "
+        "them, or point the setting at the right weights."
+    ),
     ErrorCode.INPUT_NOT_FOUND: "The job's input image was removed before the backend read it.",
-    ErrorCode.OUT_OF_MEMORY: "Lower the size, or pick a memory-saving mode in the preferences.",
+    ErrorCode.OUT_OF_MEMORY: (
+        "Lower the size, or pick a memory-saving mode in the preferences "
+        "(model_offload, then group_offload or fp8)."
+    ),
     ErrorCode.GENERATION_FAILED: "See the backend log (Preferences > Add-ons > T2I) for details.",
     ErrorCode.BACKEND_NOT_CONFIGURED: (
         "Set the backend Python (an interpreter with torch and diffusers) in "
@@ -94,12 +115,19 @@ def decode(line: str) -> dict[str, Any]:
     return message
 
 
-def error_event(code: str, message: str, job_id: str | None = None) -> dict[str, Any]:
+def error_event(code: str, message: str, job_id: str | None = None,
+                hint: str | None = None) -> dict[str, Any]:
     event: dict[str, Any] = {"type": ERROR, "code": code, "message": message,
-                             "hint": HINTS.get(code, "")}
+                             "hint": HINTS.get(code, "") if hint is None else hint}
     if job_id is not None:
         event["id"] = job_id
     return event
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    path: str  # a .safetensors file (kohya or diffusers format) or a cached repo id
+    weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -120,6 +148,16 @@ class GenerateRequest:
     output_dir: str
     init_image: str | None = None
     metadata: dict[str, str] | None = None
+    # Optional, added after protocol 1 shipped (older add-ons simply omit them):
+    strength: float | None = None  # img2img denoise strength when init_image is given
+    reference_images: tuple[str, ...] = ()  # edit/reference families; default: render/depth
+    depth_float: str | None = None  # .npy float32 (H, W) depth, larger = nearer (SD2 depth2img)
+    loras: tuple[LoraSpec, ...] = ()
+    memory_mode: str = "auto"
+    scheduler: str = "default"
+    preview_every: int = 1  # send a preview image every N steps; 0 = none
+    preview_size: int = 256  # longest side of a preview image, pixels
+
 
 
 # field: (type, required, default); ints are accepted where floats are expected
@@ -138,6 +176,13 @@ _GENERATE_FIELDS: dict[str, tuple[type | tuple[type, ...], bool, Any]] = {
     "output_dir": (str, True, None),
     "init_image": ((str, type(None)), False, None),
     "metadata": ((dict, type(None)), False, None),
+    "strength": ((int, float, type(None)), False, None),
+    "reference_images": (list, False, []),
+    "depth_float": ((str, type(None)), False, None),
+    "loras": (list, False, []),
+    "memory_mode": (str, False, "auto"),
+    "scheduler": (str, False, "default"),
+    "preview": ((dict, bool, type(None)), False, None),
 }
 
 MAX_SIDE = 8192
@@ -173,4 +218,41 @@ def parse_generate(message: dict[str, Any]) -> GenerateRequest:
         raise ProtocolError(ErrorCode.BAD_REQUEST, "generate: 'seed' must be 0..2^32-1", job_id)
     values["guidance"] = float(values["guidance"])
     values["control_strength"] = float(values["control_strength"])
+    if values["strength"] is not None:
+        values["strength"] = float(values["strength"])
+        if not 0.0 < values["strength"] <= 1.0:
+            raise ProtocolError(ErrorCode.BAD_REQUEST, "generate: 'strength' must be in (0, 1]",
+                                job_id)
+    if not all(isinstance(p, str) and p for p in values["reference_images"]):
+        raise ProtocolError(ErrorCode.BAD_REQUEST,
+                            "generate: 'reference_images' must be a list of paths", job_id)
+    values["reference_images"] = tuple(values["reference_images"])
+    values["loras"] = tuple(_parse_lora(item, job_id) for item in values["loras"])
+    if values["memory_mode"] not in MEMORY_MODES:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"generate: 'memory_mode' must be one of "
+                            f"{', '.join(MEMORY_MODES)}", job_id)
+    if values["scheduler"] not in SCHEDULERS:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"generate: 'scheduler' must be one of "
+                            f"{', '.join(SCHEDULERS)}", job_id)
+    preview = values.pop("preview")
+    if preview is False:
+        values["preview_every"] = 0
+    elif isinstance(preview, dict):
+        every, size = preview.get("every", 1), preview.get("max_size", 256)
+        if (isinstance(every, bool) or not isinstance(every, int) or every < 0
+                or isinstance(size, bool) or not isinstance(size, int) or not 8 <= size <= 2048):
+            raise ProtocolError(ErrorCode.BAD_REQUEST, "generate: 'preview' needs every >= 0 "
+                                "and max_size 8..2048", job_id)
+        values["preview_every"], values["preview_size"] = every, size
     return GenerateRequest(**values)
+
+
+def _parse_lora(item: Any, job_id: str | None) -> LoraSpec:
+    if isinstance(item, str) and item:
+        return LoraSpec(item)
+    if isinstance(item, dict) and isinstance(item.get("path"), str) and item["path"]:
+        weight = item.get("weight", 1.0)
+        if isinstance(weight, (int, float)) and not isinstance(weight, bool):
+            return LoraSpec(item["path"], float(weight))
+    raise ProtocolError(ErrorCode.BAD_REQUEST,
+                        "generate: each of 'loras' must be a path or {path, weight}", job_id)

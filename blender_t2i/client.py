@@ -53,6 +53,8 @@ class BackendClient:
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
         self.ready: dict[str, Any] = {}
         self.start_seconds = 0.0
+        self.jobs_sent = 0
+        self.last_event: dict[str, Any] = {}  # the latest event of the job being waited for
         self._process: subprocess.Popen | None = None
         self._log: IO[bytes] | None = None
 
@@ -85,12 +87,14 @@ class BackendClient:
                                  f"could not run '{python}': {exc}") from exc
         threading.Thread(target=self._read_events, args=(self._process,),
                          name="t2i-backend-reader", daemon=True).start()
-        self.send({"type": protocol.HELLO})
         try:
+            self.send({"type": protocol.HELLO})
             event = self._next_event(timeout, waiting_for="the backend to start")
         except BackendFailure as exc:
             if exc.code != ErrorCode.BACKEND_CRASHED:
                 raise
+            self._process.wait()  # its log is complete once it has exited
+            self.stop()
             raise BackendFailure(ErrorCode.BACKEND_START_FAILED,
                                  f"the backend exited while starting: {self.log_tail()}") from None
         if event["type"] != protocol.READY:
@@ -134,6 +138,8 @@ class BackendClient:
         except (BrokenPipeError, OSError) as exc:
             raise BackendFailure(ErrorCode.BACKEND_CRASHED,
                                  f"the backend stopped unexpectedly ({exc})") from exc
+        if message.get("type") == protocol.GENERATE:
+            self.jobs_sent += 1
 
     def _next_event(self, timeout: float | None, waiting_for: str) -> dict[str, Any]:
         try:
@@ -161,6 +167,7 @@ class BackendClient:
                 if event["type"] == protocol.ERROR and "id" not in event:
                     log.error("backend error: %s", event.get("message"))
                 continue
+            self.last_event = event
             if on_event is not None:
                 on_event(event)
             kind = event["type"]

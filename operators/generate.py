@@ -7,7 +7,6 @@ non-blocking modal variant builds on the same pieces.
 from __future__ import annotations
 
 import json
-import time
 
 import bpy
 
@@ -40,9 +39,9 @@ class T2I_OT_generate(bpy.types.Operator):
                 stem, preset, settings.prompt, settings.negative_prompt, settings.seed,
                 settings.steps, settings.guidance, settings.control_strength, size,
                 str(control.path), str(folder))
-            started = time.perf_counter()
             client = get_client(backend_config(context))
-            start_seconds = client.start_seconds if time.perf_counter() - started > 0.5 else 0.0
+            # the start-up cost belongs to the first job of a fresh backend only
+            start_seconds = client.start_seconds if client.jobs_sent == 0 else 0.0
             client.send(request)
             result = client.wait_for(stem)
         except (CaptureError, ValueError) as exc:
