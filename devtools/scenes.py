@@ -45,12 +45,12 @@ def add_box(scene, size: float, location, name="Box"):
 
 
 def demo_scene(scene):
-    """A camera looking down -Z at a floor 10 m away and three boxes at known distances
-    (tops at 4, 6 and 8 m from the camera plane)."""
+    """A camera looking down -Z at a floor 10 m away and three boxes whose tops are 4, 6 and
+    8 m from the camera plane."""
     scene.render.resolution_x, scene.render.resolution_y = 512, 384
     add_camera(scene, location=(0.0, 0.0, 10.0), clip_end=50.0)
     add_plane(scene, size=40.0, name="Floor")
-    for name, size, x in (("Near", 3.0, -2.5), ("Middle", 2.0, 1.0), ("Far", 1.0, 3.0)):
-        top = {"Near": 6.0, "Middle": 4.0, "Far": 2.0}[name]
-        add_box(scene, size, (x, 0.0, top - size / 2), name=name)
+    for name, size, top, x, y in (("Near", 1.0, 6.0, -0.9, 0.3), ("Middle", 1.6, 4.0, 0.7, 0.6),
+                                  ("Far", 2.4, 2.0, 1.6, -1.2)):
+        add_box(scene, size, (x, y, top - size / 2), name=name)
     return scene

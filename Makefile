@@ -1,0 +1,39 @@
+# blender_t2i developer entry points. `make demo` and `make test` set everything up first.
+PYTHON ?= python3.11
+VENV := .venv
+VENV42 := .venv42
+
+.PHONY: setup demo test lint build clean
+
+setup: $(VENV)/.installed $(VENV42)/.installed
+
+# Blender 5.0.1 as a module + the backend stack (CPU torch): demo, tests, CI.
+$(VENV)/.installed: requirements/main.txt
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet -r requirements/main.txt
+	touch $@
+
+# Blender 4.2 LTS, the oldest supported version, for the Blender-facing tests.
+$(VENV42)/.installed: requirements/blender42.txt
+	test -x $(VENV42)/bin/python || $(PYTHON) -m venv $(VENV42)
+	$(VENV42)/bin/python -m pip install --quiet -r requirements/blender42.txt
+	touch $@
+
+demo: setup
+	$(VENV)/bin/python devtools/demo.py --out out/demo
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+# Everything on Blender 5.0.1, then the Blender-facing tests again on 4.2 LTS (its jobs run
+# on the .venv backend, as a user's Blender runs them on a separate backend Python).
+test: setup lint
+	$(VENV)/bin/python -m pytest
+	T2I_BACKEND_PYTHON=$(CURDIR)/$(VENV)/bin/python $(VENV42)/bin/python -m pytest tests/blender
+
+build: setup
+	$(VENV)/bin/python devtools/extension.py validate
+	$(VENV)/bin/python devtools/extension.py build --output-dir dist
+
+clean:
+	rm -rf out dist .pytest_cache .ruff_cache
