@@ -1,0 +1,73 @@
+"""One generate job from the scene's point of view: prepare (capture + request), then record.
+
+The operator (UI), the batch script and the render handler all go through here, so a job's
+files, request and record are the same whichever way it was started.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import bpy
+
+from ..backend.presets import Preset, get_preset
+from . import jobs
+from .depth_control import ControlImage, make_control_image
+from .png import write_bytes_atomic
+
+
+@dataclass
+class PreparedJob:
+    stem: str  # also the job id and the result's file stem
+    preset: Preset
+    size: tuple[int, int]
+    control: ControlImage
+    request: dict[str, Any]
+    folder: Path
+
+
+def preset_and_size(scene: bpy.types.Scene) -> tuple[Preset, tuple[int, int]]:
+    """The chosen preset and the generation size; ValueError says what to fix."""
+    settings = scene.t2i
+    preset = get_preset(settings.model_preset)
+    render = scene.render
+    size = jobs.job_size(render.resolution_x, render.resolution_y, render.resolution_percentage,
+                         settings.use_render_size, settings.width, settings.height, preset)
+    return preset, size
+
+
+def prepare_job(scene: bpy.types.Scene, folder: Path, stem: str | None = None,
+                seed: int | None = None, prompt: str | None = None) -> PreparedJob:
+    """Capture the depth and build the request from the scene's settings (with overrides)."""
+    settings = scene.t2i
+    seed = settings.seed if seed is None else seed
+    preset, size = preset_and_size(scene)
+    stem = stem or jobs.new_job_stem(preset, seed)
+    control = make_control_image(scene, size, folder, stem)
+    request = jobs.generate_request(
+        stem, preset, settings.prompt if prompt is None else prompt, settings.negative_prompt,
+        seed, settings.steps, settings.guidance, settings.control_strength, size,
+        str(control.path), str(folder))
+    return PreparedJob(stem=stem, preset=preset, size=size, control=control, request=request,
+                       folder=folder)
+
+
+def record_result(job: PreparedJob, result: dict[str, Any],
+                  backend_start_seconds: float = 0.0) -> dict[str, Any]:
+    """Write `<stem>.json` beside the result: settings, files and timings of the job."""
+    request = job.request
+    timings = {"capture": round(job.control.seconds, 4),
+               "backend_start": round(backend_start_seconds, 4), **result.get("timings", {})}
+    record = {
+        "model": job.preset.name, "model_spec": request["model"], "seed": result["seed"],
+        "prompt": request["prompt"], "negative_prompt": request["negative_prompt"],
+        "steps": request["steps"], "guidance": request["guidance"],
+        "control_strength": request["control_strength"], "size": list(job.size),
+        "depth_range": [job.control.depth_range.near, job.control.depth_range.far],
+        "depth": str(job.control.path), "result": result["paths"][0], "timings": timings,
+    }
+    write_bytes_atomic(job.folder / f"{job.stem}.json", json.dumps(record, indent=2).encode())
+    return record
