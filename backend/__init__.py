@@ -1,7 +1,8 @@
 """The generator process (run as `python -m backend`) and the stdlib-only parts the add-on shares.
 
-Only the backend process imports torch/diffusers, and only from modules the add-on never imports
-(runner, families, tiny_models, devices).
+The add-on imports only `protocol` and `presets` (stdlib). Everything else (server, runner,
+families, weights, devices, preview, tiny) runs in the backend process, which alone imports
+torch/diffusers.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -159,7 +159,6 @@ class GenerateRequest:
     preview_size: int = 256  # longest side of a preview image, pixels
 
 
-
 # field: (type, required, default); ints are accepted where floats are expected
 _GENERATE_FIELDS: dict[str, tuple[type | tuple[type, ...], bool, Any]] = {
     "id": (str, True, None),
@@ -201,7 +200,8 @@ def parse_generate(message: dict[str, Any]) -> GenerateRequest:
             continue
         value = message[name]
         # bool is an int subclass; a seed of `true` is a caller bug, not 1
-        if isinstance(value, bool) or not isinstance(value, kind):
+        allows_bool = kind is bool or (isinstance(kind, tuple) and bool in kind)
+        if (isinstance(value, bool) and not allows_bool) or not isinstance(value, kind):
             raise ProtocolError(ErrorCode.BAD_REQUEST,
                                 f"generate: '{name}' has the wrong type", job_id)
         values[name] = value

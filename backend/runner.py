@@ -1,131 +1,447 @@
-"""Runs one generate job: resolve and load (or reuse) the pipeline, run it, write the result.
+"""Runs one generate job: resolve and load (or reuse) the pipeline, apply LoRAs and scheduler,
+run it with step previews, write the result.
 
-Lives in the backend process only (imports torch through the families).
+Lives in the backend process only (imports torch through the families). One pipeline is kept
+loaded, keyed by everything that needs a reload to change (family, weights, configs, device,
+dtype, memory mode); LoRA weights, scheduler and VAE tiling are switched on the loaded pipeline.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import queue
+import re
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+import numpy as np
+import torch
 from PIL import Image, PngImagePlugin
 
-from . import families, weights
-from .devices import is_out_of_memory, pick_device, pick_dtype
+from . import families, preview, weights
+from .devices import (
+    NEXT_MODE_HINT,
+    choose_memory_mode,
+    compile_denoisers,
+    free_memory,
+    is_out_of_memory,
+    pick_device,
+    pick_dtype,
+    place,
+    weights_bytes,
+)
 from .errors import BackendError, JobCancelled, ModelNotFound
-from .presets import TINY_SD15_DEPTH
+from .families.common import Job
+from .presets import TINY
 from .protocol import ErrorCode, GenerateRequest
-from .tiny_models import ensure_tiny_sd15_depth
 
 log = logging.getLogger("blender_t2i.backend")
+
+# report(step, total, preview_path or None): sends a progress event (from the preview thread)
+StepReporter = Callable[[int, int, str | None], None]
+
+TILE_VAE_ABOVE = 1536 * 1536  # pixels: decode larger images in tiles to bound VAE memory
+_KEEP_PREVIEWS = 2
 
 
 @dataclass
 class JobResult:
     paths: list[str]
     timings: dict[str, float] = field(default_factory=dict)
+    reused: bool = False  # the pipeline was already loaded (no reload for this job)
+
+
+@dataclass
+class Loaded:
+    """The pipeline in memory and what has been switched on it since loading."""
+
+    key: tuple
+    family: ModuleType
+    pipe: Any
+    device: str
+    dtype: torch.dtype
+    memory_mode: str
+    default_scheduler: dict[str, Any]
+    scheduler: str = "default"
+    loras: dict[str, str] = field(default_factory=dict)  # resolved path -> adapter name
+    lora_active: bool = False
+    variants: dict[type, Any] = field(default_factory=dict)
+    previewer: Any = None  # LinearPreview | TaesdPreview | False (failed; no previews)
 
 
 class Runner:
-    """Holds one loaded pipeline and reuses it while the model spec stays the same."""
-
     def __init__(self, cache_dir: Path):
         self.cache_dir = cache_dir
-        self._key: tuple | None = None
-        self._pipe: Any = None
+        self.loaded: Loaded | None = None
 
     def unload(self) -> None:
-        self._pipe = None
-        self._key = None
-        import gc
+        self.loaded = None
+        free_memory()
 
-        import torch
+    # --- one job ---------------------------------------------------------------------------
 
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-
-    def generate(self, request: GenerateRequest,
-                 on_step: Callable[[int, int], None]) -> JobResult:
-        family, folders, device, dtype = self._resolve(request.model)
+    def generate(self, request: GenerateRequest, report: StepReporter,
+                 cancelled: Callable[[], bool] = lambda: False) -> JobResult:
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        pipe = self._load(family, folders, device, dtype)
+        reused = self.loaded
+        loaded = self._load(request)
         timings["load"] = round(time.perf_counter() - started, 4)
-        control = _read_rgb(request.control_image, "control image")
-        control = control.resize((request.width, request.height), Image.Resampling.BILINEAR) \
-            if control.size != (request.width, request.height) else control
+        job = self._read_inputs(request)
+        self._apply_loras(loaded, request)
+        self._apply_scheduler(loaded, request.scheduler)
+        _set_vae_tiling(loaded.pipe, request.width * request.height > TILE_VAE_ABOVE)
+        previews = _PreviewWriter(request, loaded, report)
+
+        def callback(pipe: Any, step: int, _timestep: Any, kwargs: dict) -> dict:
+            total = getattr(pipe, "num_timesteps", None) or request.steps
+            previews.step(step + 1, total, kwargs.get("latents"), job)
+            if cancelled():  # stops here: no more steps and no VAE decode
+                raise JobCancelled(request.id)
+            return kwargs
+
         started = time.perf_counter()
         try:
-            image = family.generate(pipe, request, control, on_step)
-        except JobCancelled:
-            raise
+            with torch.inference_mode():
+                image = loaded.family.run(loaded.pipe, job, callback,
+                                          lambda cls: self._variant(loaded, cls))
         except Exception as exc:
             if is_out_of_memory(exc):
-                raise BackendError(ErrorCode.OUT_OF_MEMORY,
-                                   f"out of memory at {request.width}x{request.height}") from exc
+                free_memory()
+                raise BackendError(
+                    ErrorCode.OUT_OF_MEMORY,
+                    f"out of memory generating {request.width}x{request.height} with "
+                    f"{loaded.family.NAME} in '{loaded.memory_mode}' memory mode",
+                    hint=NEXT_MODE_HINT.get(loaded.memory_mode)) from exc
             raise
+        finally:
+            previews.close()  # every progress event is out before the result or error
         timings["generate"] = round(time.perf_counter() - started, 4)
+        if image.size != (request.width, request.height):  # edit models round sizes
+            image = image.resize((request.width, request.height), Image.Resampling.LANCZOS)
         path = Path(request.output_dir) / f"{request.id}.png"
         write_png_atomic(image, path, _png_parameters(request))
-        return JobResult(paths=[str(path)], timings=timings)
+        return JobResult(paths=[str(path)], timings=timings, reused=loaded is reused)
 
-    def _resolve(self, spec: dict[str, Any]) -> tuple[Any, dict[str, Path], str, Any]:
-        family_name = spec.get("family")
-        family = families.FAMILIES.get(family_name) if isinstance(family_name, str) else None
+    # --- loading ---------------------------------------------------------------------------
+
+    def _load(self, request: GenerateRequest) -> Loaded:
+        spec = request.model
+        name = spec.get("family")
+        family = families.get(name) if isinstance(name, str) else None
         if family is None:
-            raise BackendError(ErrorCode.BAD_REQUEST,
-                               f"unknown model family '{family_name}' "
-                               f"(known: {', '.join(sorted(families.FAMILIES))})")
-        folders: dict[str, Path] = {}
-        if spec.get("preset") == TINY_SD15_DEPTH:
-            tiny = ensure_tiny_sd15_depth(self.cache_dir)
-            folders = {"base": tiny / "base", "controlnet": tiny / "controlnet"}
-        else:
-            for role in family.WEIGHT_ROLES:
-                reference = spec.get(role)
-                if not isinstance(reference, str) or not reference:
-                    raise ModelNotFound(f"the model spec names no '{role}' for {family_name}")
-                folders[role] = weights.resolve(reference, role)
-        device = pick_device(spec.get("device", "auto"))
-        dtype = pick_dtype(device, spec.get("dtype", "auto"))
-        return family, folders, device, dtype
-
-    def _load(self, family: Any, folders: dict[str, Path], device: str, dtype: Any) -> Any:
-        key = (family.NAME, tuple(sorted((k, str(v)) for k, v in folders.items())), device,
-               str(dtype))
-        if key == self._key:
-            return self._pipe
+            raise BackendError(ErrorCode.BAD_REQUEST, f"unknown model family '{name}' "
+                               f"(known: {', '.join(families.FAMILIES)})")
+        sources = self._resolve_weights(family, spec)
+        configs = _resolve_configs(family, spec, sources)
+        device = pick_device(str(spec.get("device", "auto")))
+        dtype = pick_dtype(device, str(spec.get("dtype", "auto")), family.ACCELERATOR_DTYPE)
+        mode = choose_memory_mode(request.memory_mode, device,
+                                  lambda: weights_bytes(s.path for s in sources.values()))
+        compile_models = bool(spec.get("compile", False))
+        key = (family.NAME, tuple(sorted((r, str(s.path)) for r, s in sources.items())),
+               tuple(sorted(configs.items())), device, str(dtype), mode, compile_models)
+        if self.loaded is not None and self.loaded.key == key:
+            return self.loaded
         self.unload()  # free the old model before loading the next one
-        log.info("loading %s from %s on %s (%s)", family.NAME, folders, device, dtype)
+        log.info("loading %s (%s) on %s, %s, memory mode %s", family.NAME,
+                 ", ".join(f"{r}={s.path}" for r, s in sources.items()), device, dtype, mode)
         try:
-            self._pipe = family.load(folders, device, dtype)
+            pipe = family.load(sources, configs, dtype)
+            pipe.set_progress_bar_config(disable=True)
+            place(pipe, mode, device, dtype)
+            if compile_models:
+                compile_denoisers(pipe)
+        except BackendError:
+            raise
         except Exception as exc:
+            free_memory()
             if is_out_of_memory(exc):
-                raise BackendError(ErrorCode.OUT_OF_MEMORY, "out of memory loading the model") \
-                    from exc
+                raise BackendError(ErrorCode.OUT_OF_MEMORY,
+                                   f"out of memory loading {family.NAME} in '{mode}' mode",
+                                   hint=NEXT_MODE_HINT.get(mode)) from exc
             raise BackendError(ErrorCode.MODEL_LOAD_FAILED,
                                f"could not load {family.NAME} from "
-                               f"{', '.join(str(p) for p in folders.values())}: {exc}") from exc
-        self._key = key
-        return self._pipe
+                               f"{', '.join(str(s.path) for s in sources.values())}: "
+                               f"{type(exc).__name__}: {exc}") from exc
+        self.loaded = Loaded(key=key, family=family, pipe=pipe, device=device, dtype=dtype,
+                             memory_mode=mode, default_scheduler=dict(pipe.scheduler.config))
+        return self.loaded
+
+    def _resolve_weights(self, family: ModuleType, spec: dict[str, Any]
+                         ) -> dict[str, weights.Source]:
+        sources: dict[str, weights.Source] = {}
+        tiny: dict[str, Path] | None = None
+        for role in family.INFO.roles + getattr(family, "OPTIONAL_ROLES", ()):
+            reference = spec.get(role)
+            if reference is None and role not in family.INFO.roles:
+                continue
+            if not isinstance(reference, str) or not reference:
+                raise ModelNotFound(f"the model spec names no '{role}' weights for "
+                                    f"{family.NAME}")
+            if reference == TINY:
+                from .tiny import ensure_tiny
+
+                tiny = tiny or ensure_tiny(family.NAME, self.cache_dir)
+                sources[role] = weights.Source(TINY, tiny[role])
+            else:
+                sources[role] = weights.resolve(reference, role)
+        return sources
+
+    def _variant(self, loaded: Loaded, cls: type) -> Any:
+        """The loaded components as another pipeline class (img2img twins), made once."""
+        if cls not in loaded.variants:
+            variant = cls.from_pipe(loaded.pipe)
+            variant.set_progress_bar_config(disable=True)
+            loaded.variants[cls] = variant
+        variant = loaded.variants[cls]
+        variant.scheduler = loaded.pipe.scheduler
+        return variant
+
+    # --- per-job switches on the loaded pipeline -------------------------------------------
+
+    def _apply_loras(self, loaded: Loaded, request: GenerateRequest) -> None:
+        pipe = loaded.pipe
+        if not request.loras:
+            if loaded.lora_active:
+                pipe.disable_lora()
+                loaded.lora_active = False
+            return
+        names, strengths = [], []
+        for lora in request.loras:
+            source = weights.resolve(lora.path, "LoRA")
+            adapter = loaded.loras.get(str(source.path))
+            if adapter is None:
+                adapter = _adapter_name(source.path, len(loaded.loras))
+                log.info("loading LoRA %s as %s", source.path, adapter)
+                try:
+                    pipe.load_lora_weights(str(source.path), adapter_name=adapter)
+                except Exception as exc:
+                    raise BackendError(ErrorCode.MODEL_LOAD_FAILED,
+                                       f"could not load LoRA '{lora.path}' into "
+                                       f"{loaded.family.NAME}: {exc}",
+                                       hint="Check that the LoRA was trained for this model "
+                                            "family.") from exc
+                loaded.loras[str(source.path)] = adapter
+            names.append(adapter)
+            strengths.append(lora.weight)
+        pipe.enable_lora()
+        pipe.set_adapters(names, adapter_weights=strengths)  # others stay loaded, inactive
+        loaded.lora_active = True
+
+    def _apply_scheduler(self, loaded: Loaded, name: str) -> None:
+        if name == loaded.scheduler:
+            return
+        if loaded.family.FLOW_MATCH and name not in ("default", "euler"):
+            raise BackendError(ErrorCode.BAD_REQUEST,
+                               f"{loaded.family.NAME} is a flow-matching model: only its own "
+                               f"scheduler ('default') applies, not '{name}'")
+        loaded.pipe.scheduler = _make_scheduler(name, loaded.default_scheduler)
+        loaded.scheduler = name
+
+    # --- inputs ----------------------------------------------------------------------------
+
+    def _read_inputs(self, request: GenerateRequest) -> Job:
+        size = (request.width, request.height)
+        depth = _read_rgb(request.control_image, "control image", size)
+        render = _read_rgb(request.init_image, "init image", size) if request.init_image \
+            else None
+        depth_float = None
+        if request.depth_float:
+            try:
+                depth_float = np.load(request.depth_float, allow_pickle=False)
+            except FileNotFoundError:
+                raise BackendError(ErrorCode.INPUT_NOT_FOUND,
+                                   f"depth file '{request.depth_float}' does not exist") from None
+            except (OSError, ValueError) as exc:
+                raise BackendError(ErrorCode.BAD_REQUEST,
+                                   f"depth file '{request.depth_float}' is not a float .npy "
+                                   f"array: {exc}") from None
+            if depth_float.ndim != 2:
+                raise BackendError(ErrorCode.BAD_REQUEST,
+                                   f"depth file '{request.depth_float}' must be (H, W), "
+                                   f"not {depth_float.shape}")
+        references = [_read_rgb(p, "reference image", None) for p in request.reference_images]
+        mode = request.model.get("control_mode")
+        return Job(request=request, depth=depth, render=render, depth_float=depth_float,
+                   references=references,
+                   control_mode=mode if isinstance(mode, int) else None)
 
 
-def _read_rgb(path: str, what: str) -> Image.Image:
+class _PreviewWriter:
+    """Progress events with previews, without slowing the denoising loop.
+
+    In the step callback only the cheap part runs: the latents become a small uint8 RGB tensor
+    on the device and start copying to the host. A thread waits for the copy, writes the PNG
+    into <output_dir>/.previews/ and sends the progress event, so the GPU never waits on a
+    PNG encoder or a pipe. One file per step, only the newest few kept: a reader never races a
+    file being replaced (which Windows forbids)."""
+
+    def __init__(self, request: GenerateRequest, loaded: Loaded, report: StepReporter):
+        self.request = request
+        self.loaded = loaded
+        self.report = report
+        self.folder = Path(request.output_dir) / ".previews"
+        self.written: list[Path] = []
+        self.queue: queue.Queue[Any] = queue.Queue()
+        self.thread = threading.Thread(target=self._work, name="t2i-previews", daemon=True)
+        self.thread.start()
+
+    def step(self, step: int, total: int, latents: Any, job: Job) -> None:
+        rgb, ready = None, None
+        every = self.request.preview_every
+        if (latents is not None and every and self.loaded.previewer is not False
+                and (step % every == 0 or step == total)):
+            rgb, ready = self._start_preview(latents, job)
+        self.queue.put((step, total, rgb, ready))
+
+    def _start_preview(self, latents: Any, job: Job) -> tuple[Any, Any]:
+        loaded = self.loaded
+        try:
+            grid = loaded.family.latent_grid(loaded.pipe, latents, job)[0]
+            if loaded.previewer is None:
+                loaded.previewer = _make_previewer(loaded, grid.shape[0])
+            rgb = preview.to_uint8(loaded.previewer.rgb(grid))
+            if rgb.device.type == "cuda":
+                host = rgb.to("cpu", non_blocking=True)  # pinned: returns before the copy ends
+                ready = torch.cuda.Event()
+                ready.record()
+                return host, ready
+            return rgb.cpu(), None
+        except Exception:  # a preview must never fail a job
+            log.exception("previews disabled for %s", loaded.family.NAME)
+            loaded.previewer = False
+            return None, None
+
+    def _work(self) -> None:
+        while (item := self.queue.get()) is not None:
+            step, total, rgb, ready = item
+            path = None
+            if rgb is not None:
+                try:
+                    if ready is not None:
+                        ready.synchronize()
+                    path = self._save(step, preview.to_image(rgb, self.request.preview_size))
+                except Exception:
+                    log.exception("could not write the step %d preview", step)
+            try:
+                self.report(step, total, path)
+            except Exception:
+                log.exception("could not report step %d", step)
+
+    def _save(self, step: int, image: Image.Image) -> str:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"{self.request.id}.{step:04d}.png"
+        image.save(path, format="PNG", compress_level=1)
+        self.written.append(path)
+        while len(self.written) > _KEEP_PREVIEWS:
+            _remove(self.written.pop(0))
+        return str(path)
+
+    def close(self) -> None:
+        """Drain the queue (every progress event sent), then delete the job's previews."""
+        self.queue.put(None)
+        self.thread.join()
+        for path in self.written:
+            _remove(path)
+        self.written.clear()
+
+
+def _make_previewer(loaded: Loaded, channels: int) -> Any:
+    repo = getattr(loaded.family, "PREVIEW_TAESD", None)
+    if repo:
+        taesd = preview.load_taesd(repo, loaded.device, loaded.dtype)
+        if taesd is not None:
+            log.info("previews for %s use %s", loaded.family.NAME, repo)
+            return taesd
+    started = time.perf_counter()
+    fitted = preview.fit_linear(loaded.family, loaded.pipe, channels)
+    log.info("fitted the %s preview map in %.2f s", loaded.family.NAME,
+             time.perf_counter() - started)
+    return fitted
+
+
+def _remove(path: Path) -> None:
+    # A reader may still have it open (Windows) or it is gone already: harmless either way.
+    with contextlib.suppress(OSError):
+        path.unlink()
+
+
+def _resolve_configs(family: ModuleType, spec: dict[str, Any],
+                     sources: dict[str, weights.Source]) -> dict[str, str]:
+    """Config folders for single-file weights: `<role>_config` in the spec, else the family's
+    config repo from the HF cache."""
+    configs: dict[str, str] = {}
+    for role, source in sources.items():
+        if not source.is_file:
+            continue
+        reference = spec.get(f"{role}_config") or family.CONFIGS.get(role)
+        if not reference:
+            raise ModelNotFound(f"{role} '{source.reference}' is a single file and "
+                                f"{family.NAME} has no config for it: set '{role}_config'")
+        try:
+            configs[role] = str(weights.resolve(reference, f"{role} config").path)
+        except ModelNotFound as exc:
+            raise ModelNotFound(
+                f"{role} '{source.reference}' is a single-file checkpoint; loading it offline "
+                f"needs the {family.NAME} config '{reference}', which was not found: {exc}",
+                hint=f"Download the config once (`huggingface-cli download {reference} "
+                     "--exclude '*.safetensors'` plus any text encoders it lacks), or set "
+                     f"'{role}_config' to a diffusers folder of the same model.") from None
+    return configs
+
+
+def _adapter_name(path: Path, index: int) -> str:
+    return f"lora{index}_" + re.sub(r"[^A-Za-z0-9_]", "_", path.stem)[:40]
+
+
+def _make_scheduler(name: str, config: dict[str, Any]) -> Any:
+    import diffusers
+
+    if name == "default":
+        return getattr(diffusers, config["_class_name"]).from_config(config)
+    choices: dict[str, tuple[str, dict[str, Any]]] = {
+        "euler": ("EulerDiscreteScheduler", {}),
+        "euler_a": ("EulerAncestralDiscreteScheduler", {}),
+        "ddim": ("DDIMScheduler", {}),
+        "dpmpp_2m": ("DPMSolverMultistepScheduler", {}),
+        "dpmpp_2m_karras": ("DPMSolverMultistepScheduler", {"use_karras_sigmas": True}),
+        "unipc": ("UniPCMultistepScheduler", {}),
+    }
+    class_name, extra = choices[name]
+    return getattr(diffusers, class_name).from_config(config, **extra)
+
+
+def _set_vae_tiling(pipe: Any, enabled: bool) -> None:
+    vae = getattr(pipe, "vae", None)
+    if vae is None or not hasattr(vae, "enable_tiling"):
+        return
+    if enabled:
+        vae.enable_tiling()
+    else:
+        vae.disable_tiling()
+
+
+def _read_rgb(path: str, what: str, size: tuple[int, int] | None) -> Image.Image:
     try:
         with Image.open(path) as image:
-            return image.convert("RGB")
+            rgb = image.convert("RGB")
     except FileNotFoundError:
         raise BackendError(ErrorCode.INPUT_NOT_FOUND, f"{what} '{path}' does not exist") from None
     except OSError as exc:
         raise BackendError(ErrorCode.BAD_REQUEST, f"{what} '{path}' is unreadable: {exc}") \
             from None
+    if size is not None and rgb.size != size:
+        rgb = rgb.resize(size, Image.Resampling.BILINEAR)
+    return rgb
 
 
 def _png_parameters(request: GenerateRequest) -> dict[str, str]:
@@ -139,6 +455,10 @@ def _png_parameters(request: GenerateRequest) -> dict[str, str]:
         "t2i:size": f"{request.width}x{request.height}",
         "t2i:model": str(request.model.get("preset") or request.model),
     }
+    if request.loras:
+        text["t2i:loras"] = ", ".join(f"{lora.path}:{lora.weight}" for lora in request.loras)
+    if request.scheduler != "default":
+        text["t2i:scheduler"] = request.scheduler
     text.update(request.metadata or {})
     return text
 
@@ -152,7 +472,8 @@ def write_png_atomic(image: Image.Image, path: Path, text: dict[str, str]) -> No
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".png", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            image.save(handle, format="PNG", pnginfo=info)
+            # compress_level 1: a little larger than the default, several times faster to write
+            image.save(handle, format="PNG", pnginfo=info, compress_level=1)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

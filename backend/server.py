@@ -1,7 +1,8 @@
 """The backend's serving loop: JSON requests on stdin, JSON events on a private copy of stdout.
 
-The main thread reads stdin and answers control requests (hello, cancel, shutdown) at once; a
-worker thread runs `generate` jobs one after another, so a cancel arrives while a job runs.
+The main thread reads stdin and answers control requests (hello, capabilities, cancel, shutdown)
+at once; a worker thread runs `generate` and `unload` one after another, so a cancel arrives
+while a job runs.
 When stdin closes (Blender quit or crashed) the process cancels its job and exits: no orphans.
 """
 
@@ -84,6 +85,10 @@ class Server:
         kind = message["type"]
         if kind == protocol.HELLO:
             self.events.send(self._ready_event())
+        elif kind == protocol.CAPABILITIES:
+            from .capabilities import capabilities_event
+
+            self.events.send(capabilities_event())
         elif kind == protocol.GENERATE:
             try:
                 request = protocol.parse_generate(message)
@@ -117,7 +122,7 @@ class Server:
 
         return {"type": protocol.READY, "protocol": protocol.PROTOCOL_VERSION,
                 "version": __version__, "devices": available_devices(),
-                "families": sorted(families.FAMILIES), "pid": os.getpid()}
+                "families": list(families.FAMILIES), "pid": os.getpid()}
 
     def _cancel_all(self) -> None:
         with self._cancel_lock:
@@ -152,23 +157,25 @@ class Server:
 
                 self._runner = Runner(self.cache_dir)
 
-            def on_step(step: int, total: int) -> None:
-                self.events.send({"type": protocol.PROGRESS, "id": job_id,
-                                  "step": step, "total": total})
-                if self.is_cancelled(job_id):
-                    raise JobCancelled(job_id)
+            def report(step: int, total: int, preview: str | None) -> None:
+                event: dict[str, Any] = {"type": protocol.PROGRESS, "id": job_id,
+                                         "step": step, "total": total}
+                if preview is not None:
+                    event["preview"] = preview
+                self.events.send(event)
 
             started = time.perf_counter()
-            result = self._runner.generate(request, on_step)
+            result = self._runner.generate(request, report,
+                                           lambda: self.is_cancelled(job_id))
             result.timings["total"] = round(time.perf_counter() - started, 4)
             self.events.send({"type": protocol.RESULT, "id": job_id,
                               "paths": result.paths, "seed": request.seed,
-                              "timings": result.timings})
+                              "timings": result.timings, "reused_model": result.reused})
         except JobCancelled:
             self.events.send({"type": protocol.CANCELLED, "id": job_id})
         except BackendError as exc:
             log.warning("job %s failed: %s", job_id, exc)
-            self.events.send(protocol.error_event(exc.code, str(exc), job_id))
+            self.events.send(protocol.error_event(exc.code, str(exc), job_id, exc.hint))
         except Exception as exc:  # the job fails, the backend keeps serving
             log.exception("job %s crashed", job_id)
             self.events.send(protocol.error_event(ErrorCode.GENERATION_FAILED,

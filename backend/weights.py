@@ -1,15 +1,43 @@
-"""Find model weights on this machine: a diffusers folder or an HF repo id in the local cache.
+"""Find model weights on this machine and check them before anything is loaded.
 
-Nothing is downloaded: the backend runs with HF_HUB_OFFLINE=1 and a missing model is a
-MODEL_NOT_FOUND error that names what was looked for and where.
+A weights reference is one of:
+  - an HF repo id (`org/name`) resolved from the local Hugging Face cache,
+  - a file inside a cached repo (`org/name/file.safetensors`),
+  - a diffusers folder (with model_index.json or config.json),
+  - a single `.safetensors` file, as found in A1111/ComfyUI model folders.
+Nothing is downloaded (the backend runs with HF_HUB_OFFLINE=1): a missing model is a
+MODEL_NOT_FOUND error naming what was looked for and where. Pickle checkpoints are refused before
+anything reads them, because unpickling can run arbitrary code.
 """
 
 from __future__ import annotations
 
+import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from .errors import ModelNotFound
+from .errors import BackendError, ModelNotFound, UnsafeModelFile
+from .protocol import ErrorCode
+
+PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl")
+_MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit on the JSON header
+
+
+@dataclass(frozen=True)
+class Source:
+    """Resolved weights: `path` is a folder (diffusers layout) or a single .safetensors file."""
+
+    reference: str
+    path: Path
+
+    @property
+    def is_file(self) -> bool:
+        return self.path.is_file()
+
+    def __str__(self) -> str:
+        return str(self.path)
 
 
 def hf_cache_dir() -> str:
@@ -18,21 +46,167 @@ def hf_cache_dir() -> str:
     return str(constants.HF_HUB_CACHE)
 
 
-def resolve(reference: str, role: str) -> Path:
-    """A local folder for `reference` (a path, or an `org/name` repo id in the HF cache)."""
-    if not reference:
-        raise ModelNotFound(f"no {role} model given")
+def _looks_like_path(reference: str) -> bool:
+    named_file = reference.lower().endswith((*PICKLE_SUFFIXES, ".safetensors"))
+    return (os.path.isabs(reference) or reference.startswith((".", "~")) or "\\" in reference
+            or (named_file and reference.count("/") < 2))
+
+
+def locate(reference: str) -> Path | None:
+    """Where `reference` is on this machine, or None; checks nothing inside."""
     path = Path(os.path.expanduser(reference))
-    if path.is_dir():
+    if path.exists():
         return path
-    if path.is_absolute() or reference.startswith((".", "~")) or reference.count("/") != 1:
-        raise ModelNotFound(f"{role} model folder '{reference}' does not exist")
-    from huggingface_hub import snapshot_download
+    if _looks_like_path(reference) or reference.count("/") == 0:
+        return None
+    from huggingface_hub import hf_hub_download, snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
+    parts = reference.split("/")
+    repo = "/".join(parts[:2])
     try:
-        return Path(snapshot_download(reference, local_files_only=True))
-    except LocalEntryNotFoundError:
+        if len(parts) > 2:  # a file inside a repo, e.g. a ProMax ControlNet or a LoRA
+            return Path(hf_hub_download(repo, "/".join(parts[2:]), local_files_only=True))
+        return Path(snapshot_download(repo, local_files_only=True))
+    except (LocalEntryNotFoundError, FileNotFoundError):
+        return None
+
+
+def resolve(reference: str, role: str) -> Source:
+    """Local weights for `reference`, checked for format; raises a BackendError that says why."""
+    if not reference:
+        raise ModelNotFound(f"no {role} model given")
+    path = locate(reference)
+    if path is None:
+        if _looks_like_path(reference) or reference.count("/") == 0:
+            raise ModelNotFound(
+                f"{role} model '{reference}' does not exist (looked for a file or folder at "
+                f"{Path(os.path.expanduser(reference)).resolve()})")
+        repo = "/".join(reference.split("/")[:2])
         raise ModelNotFound(
-            f"{role} model '{reference}' is not in the Hugging Face cache ({hf_cache_dir()})"
-        ) from None
+            f"{role} model '{reference}' is neither a local file or folder nor in the "
+            f"Hugging Face cache ({hf_cache_dir()})",
+            hint=f"Download it once with `huggingface-cli download {repo}` "
+                 "(or point the setting at a local folder or .safetensors file).")
+    if path.is_dir():
+        check_folder(path)
+    else:
+        check_file(path)
+    return Source(reference, path)
+
+
+def check_file(path: Path) -> None:
+    """Refuse pickles and unreadable files before any loader touches them."""
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise UnsafeModelFile(
+            f"'{path}' is a pickle checkpoint ({path.suffix}); only .safetensors files are "
+            "loaded, because unpickling can run code. Download the .safetensors version, or "
+            "convert it once, e.g. `python -c \"import torch, safetensors.torch as s; "
+            "sd = torch.load('in.ckpt', weights_only=True); "
+            "s.save_file(sd.get('state_dict', sd), 'out.safetensors')\"`.")
+    if path.suffix.lower() != ".safetensors":
+        raise BackendError(ErrorCode.MODEL_LOAD_FAILED,
+                           f"'{path}' is not a .safetensors file or a diffusers folder")
+    safetensors_header(path)
+
+
+def safetensors_header(path: Path) -> dict[str, Any]:
+    """The parsed header of a .safetensors file; detects pickles in disguise and truncation."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+        if head[:2] == b"PK" or head[:1] == b"\x80":
+            raise UnsafeModelFile(f"'{path}' is a pickle (torch.save) file named .safetensors; "
+                                  "it is refused because unpickling can run code.")
+        length = int.from_bytes(head, "little") if len(head) == 8 else 0
+        if not 0 < length <= min(_MAX_HEADER, size - 8):
+            raise _corrupt(path, "its header is missing or cut off")
+        try:
+            header = json.loads(handle.read(length))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise _corrupt(path, "its header is not valid JSON") from None
+    if not isinstance(header, dict):
+        raise _corrupt(path, "its header is not a table of tensors")
+    ends = [entry["data_offsets"][1] for name, entry in header.items()
+            if name != "__metadata__" and isinstance(entry, dict) and "data_offsets" in entry]
+    if ends and max(ends) > size - 8 - length:
+        raise _corrupt(path, f"it is {size} bytes, shorter than its header says (truncated)")
+    return header
+
+
+def _corrupt(path: Path, why: str) -> BackendError:
+    return BackendError(ErrorCode.MODEL_LOAD_FAILED,
+                        f"'{path}' is not a valid safetensors file: {why}",
+                        hint="Download the file again; an interrupted download leaves it cut off.")
+
+
+_checked_folders: set[tuple] = set()  # folders whose files passed, by name, size and mtime
+
+
+def check_folder(folder: Path) -> None:
+    """A diffusers folder whose weights exist only as pickles is refused (we load with
+    use_safetensors=True, which would otherwise fail with a less helpful message)."""
+    weights = [p for pattern in ("*", "*/*") for p in folder.glob(pattern) if p.is_file()]
+    signature = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in weights)
+    if signature in _checked_folders:  # every job names its weights: check each version once
+        return
+    pickles = [p for p in weights if p.suffix.lower() in PICKLE_SUFFIXES
+               and p.name != "training_args.bin"]
+    if pickles and not any(p.suffix == ".safetensors" for p in weights):
+        raise UnsafeModelFile(f"'{folder}' holds only pickle weights ({pickles[0].name}); "
+                              "download its .safetensors files instead.")
+    for checked in [p for p in weights if p.suffix == ".safetensors"]:
+        safetensors_header(checked)
+    _checked_folders.add(signature)
+
+
+def folder_class_name(folder: Path) -> str | None:
+    """`_class_name` from a diffusers folder's model_index.json or config.json."""
+    for name in ("model_index.json", "config.json"):
+        file = folder / name
+        if file.is_file():
+            try:
+                value = json.loads(file.read_text(encoding="utf-8")).get("_class_name")
+            except (OSError, json.JSONDecodeError):
+                return None
+            return value if isinstance(value, str) else None
+    return None
+
+
+class _LazyTensorView:
+    """Just enough of a state dict (keys, shapes) for diffusers' checkpoint-type sniffing,
+    without reading any tensor data."""
+
+    class _Shape:
+        def __init__(self, shape: list[int]):
+            import torch
+
+            self.shape = torch.Size(shape)
+            self.ndim = len(shape)
+
+    def __init__(self, header: dict[str, Any]):
+        self._shapes = {k: v["shape"] for k, v in header.items() if k != "__metadata__"}
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._shapes
+
+    def __getitem__(self, key: str) -> _LazyTensorView._Shape:
+        return self._Shape(self._shapes[key])
+
+    def keys(self) -> Any:
+        return self._shapes.keys()
+
+    def __iter__(self) -> Any:
+        return iter(self._shapes)
+
+
+def checkpoint_type(path: Path) -> str | None:
+    """diffusers' name for what a single-file checkpoint is ("v1", "xl_base", "flux-depth", ...),
+    or None when it cannot tell."""
+    from diffusers.loaders.single_file_utils import infer_diffusers_model_type
+
+    view = _LazyTensorView(safetensors_header(path))
+    try:
+        return infer_diffusers_model_type(view)
+    except (KeyError, AttributeError, TypeError, IndexError):
+        return None

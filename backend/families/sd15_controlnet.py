@@ -1,56 +1,68 @@
 """SD 1.5 + depth ControlNet (`StableDiffusionControlNetPipeline`).
 
-Depth goes in as `image=` (PIL RGB, near = white), scaled to [0,1] by the pipeline.
+Depth goes in as `image=` (PIL RGB, near = white), scaled to [0,1] by the pipeline. With a colour
+render the job runs img2img (`StableDiffusionControlNetImg2ImgPipeline`, built from the loaded
+pipeline's components): the render is the init image, the depth still the control image.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers import ControlNetModel, StableDiffusionControlNetPipeline
+from diffusers import (
+    ControlNetModel,
+    StableDiffusionControlNetImg2ImgPipeline,
+    StableDiffusionControlNetPipeline,
+)
 from PIL import Image
 
-from ..protocol import GenerateRequest
+from ..presets import FAMILY_INFO
+from ..weights import Source
+from . import common
 
 NAME = "sd15_controlnet"
-WEIGHT_ROLES = ("base", "controlnet")
-SIZE_MULTIPLE = 8
+INFO = FAMILY_INFO[NAME]
+ACCELERATOR_DTYPE = torch.float16
+FLOW_MATCH = False
+# Where a single-file checkpoint's configs come from (HF cache) unless the spec names one.
+CONFIGS = {"base": "stable-diffusion-v1-5/stable-diffusion-v1-5",
+           "controlnet": "lllyasviel/control_v11f1p_sd15_depth"}
+BASE_CLASSES = ("StableDiffusionPipeline", "StableDiffusionControlNetPipeline",
+                "StableDiffusionImg2ImgPipeline")
+CHECKPOINT_TYPES = ("v1",)
+PREVIEW_TAESD = "madebyollin/taesd"
 
 
-def load(folders: dict[str, Path], device: str, dtype: torch.dtype) -> Any:
-    controlnet = ControlNetModel.from_pretrained(folders["controlnet"], dtype=dtype,
-                                                 use_safetensors=True)
-    pipe = StableDiffusionControlNetPipeline.from_pretrained(
-        folders["base"], controlnet=controlnet, dtype=dtype, use_safetensors=True,
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+def load(weights: dict[str, Source], configs: dict[str, str | None], dtype: torch.dtype) -> Any:
+    common.check_family(weights["base"], NAME, "base", BASE_CLASSES, CHECKPOINT_TYPES)
+    common.check_family(weights["controlnet"], NAME, "controlnet", ("ControlNetModel",))
+    controlnet = common.load_model(ControlNetModel, weights["controlnet"], dtype,
+                                   configs.get("controlnet"))
+    return common.load_pipeline(
+        StableDiffusionControlNetPipeline, weights["base"], dtype, configs.get("base"),
+        controlnet=controlnet, safety_checker=None, feature_extractor=None,
+        requires_safety_checker=False,
     )
-    pipe.set_progress_bar_config(disable=True)
-    return pipe.to(device)
 
 
-def generate(pipe: Any, request: GenerateRequest, control_image: Image.Image,
-             on_step: Callable[[int, int], None]) -> Image.Image:
-    total = request.steps
+def run(pipe: Any, job: common.Job, callback: common.StepCallback,
+        variant: common.Variants) -> Image.Image:
+    kwargs = common.pipeline_kwargs(job, callback)
+    kwargs.update(negative_prompt=job.request.negative_prompt or None,
+                  width=job.width, height=job.height,
+                  guidance_scale=job.request.guidance,
+                  controlnet_conditioning_scale=job.request.control_strength)
+    if job.render is not None:
+        img2img = variant(StableDiffusionControlNetImg2ImgPipeline)
+        return img2img(image=job.render, control_image=job.depth,
+                       strength=job.img2img_strength(), **kwargs).images[0]
+    return pipe(image=job.depth, **kwargs).images[0]
 
-    def callback(_pipe: Any, step: int, _timestep: Any, kwargs: dict) -> dict:
-        on_step(step + 1, total)
-        return kwargs
 
-    # CPU generator: the same seed gives the same noise on every device
-    generator = torch.Generator("cpu").manual_seed(request.seed)
-    output = pipe(
-        prompt=request.prompt,
-        negative_prompt=request.negative_prompt or None,
-        image=control_image,
-        width=request.width,
-        height=request.height,
-        num_inference_steps=request.steps,
-        guidance_scale=request.guidance,
-        controlnet_conditioning_scale=request.control_strength,
-        generator=generator,
-        callback_on_step_end=callback,
-    )
-    return output.images[0]
+def latent_grid(pipe: Any, latents: torch.Tensor, job: common.Job) -> torch.Tensor:
+    return latents
+
+
+def decode_grid(pipe: Any, grid: torch.Tensor) -> torch.Tensor:
+    return common.sd_decode(pipe, grid)

@@ -1,0 +1,171 @@
+"""What every family shares: the job's inputs, loaders, the family check, latent helpers.
+
+Kept to plain functions so a family module reads top to bottom and calls them by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..errors import WrongModelFamily
+from ..protocol import GenerateRequest
+from ..weights import Source, checkpoint_type, folder_class_name
+
+StepCallback = Callable[[Any, int, Any, dict], dict]
+# `variant(PipelineClass)`: the loaded pipeline's components as another pipeline class (e.g. its
+# img2img twin), built once with `from_pipe` and cached by the runner.
+Variants = Callable[[type], Any]
+
+
+@dataclass
+class Job:
+    """One generate request with its pictures read and sized, ready for a family's `run`."""
+
+    request: GenerateRequest
+    depth: Image.Image  # control image, RGB, near = white, already at width x height
+    render: Image.Image | None = None  # the colour render (init image), at width x height
+    depth_float: np.ndarray | None = None  # (H, W) float32, larger = nearer
+    references: list[Image.Image] = field(default_factory=list)  # explicit reference pictures
+    control_mode: int | None = None  # union ControlNets: which condition (depth by default)
+
+    @property
+    def width(self) -> int:
+        return self.request.width
+
+    @property
+    def height(self) -> int:
+        return self.request.height
+
+    def generator(self) -> torch.Generator:
+        # A CPU generator: the same seed gives the same noise on every device.
+        return torch.Generator("cpu").manual_seed(self.request.seed)
+
+    def img2img_strength(self) -> float:
+        return self.request.strength if self.request.strength is not None else 0.75
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+
+def load_model(cls: Any, source: Source, dtype: torch.dtype, config: str | None = None,
+               subfolder: str | None = None) -> Any:
+    """A model (UNet, ControlNet, transformer...) from a diffusers folder or a single file.
+    A single file needs its diffusers config (`config`: a folder or cached repo id) because
+    nothing may be fetched."""
+    if source.is_file:
+        kwargs: dict[str, Any] = {"config": config} if config else {}
+        if config and subfolder:
+            kwargs["subfolder"] = subfolder
+        return cls.from_single_file(str(source.path), dtype=dtype, local_files_only=True,
+                                    **kwargs)
+    folder = source.path
+    if subfolder and (folder / subfolder).is_dir():
+        folder = folder / subfolder
+    return cls.from_pretrained(folder, dtype=dtype, use_safetensors=True)
+
+
+def load_pipeline(cls: Any, source: Source, dtype: torch.dtype, config: str | None = None,
+                  **components: Any) -> Any:
+    """A pipeline from a diffusers folder, or from an A1111/ComfyUI single-file checkpoint plus
+    the family's config (scheduler, tokenizer and component configs)."""
+    if source.is_file:
+        return cls.from_single_file(str(source.path), config=config, dtype=dtype,
+                                    local_files_only=True, **components)
+    return cls.from_pretrained(source.path, dtype=dtype, use_safetensors=True, **components)
+
+
+def load_transformer_pipeline(cls: Any, transformer_cls: Any, source: Source, dtype: torch.dtype,
+                              config: str | None = None, **components: Any) -> Any:
+    """Transformer families (FLUX, Z-Image, Qwen): a single file holds only the transformer, as
+    ComfyUI keeps it; text encoders, VAE and scheduler come from the config folder/repo."""
+    if not source.is_file:
+        return cls.from_pretrained(source.path, dtype=dtype, use_safetensors=True, **components)
+    components["transformer"] = load_model(transformer_cls, source, dtype, config,
+                                           subfolder="transformer")
+    return cls.from_pretrained(config, dtype=dtype, use_safetensors=True, **components)
+
+
+def check_family(source: Source, family: str, role: str, classes: Iterable[str],
+                 checkpoint_types: Iterable[str] = ()) -> None:
+    """Refuse weights that say they are something else, before a loader fails obscurely.
+    Folders name their class in model_index.json / config.json; single files are sniffed
+    by their tensor names. Unknown means allowed: the loader has the last word."""
+    if source.is_file:
+        kinds = tuple(checkpoint_types)
+        found = checkpoint_type(source.path) if kinds else None
+        if found is not None and found not in kinds:
+            raise WrongModelFamily(f"{role} '{source.reference}' looks like a '{found}' "
+                                   f"checkpoint, not one for {family}")
+        return
+    found = folder_class_name(source.path)
+    allowed = tuple(classes)
+    if found is not None and allowed and found not in allowed:
+        raise WrongModelFamily(f"{role} '{source.reference}' is a {found}, "
+                               f"not one of {', '.join(allowed)} ({family})")
+
+
+def config_folder(config: str | None) -> str | None:
+    return str(Path(config)) if config else None
+
+
+# --- latents for previews -----------------------------------------------------------------------
+# A preview works on a "latent grid" (batch, channels, h, w). For UNet families that is the latent
+# itself; for the transformer families it is the packed 2x2 patch tokens laid back on their grid,
+# which skips unpacking on every step (the preview map is fitted in the same space).
+
+
+def sd_decode(pipe: Any, grid: torch.Tensor) -> torch.Tensor:
+    vae = pipe.vae
+    latents = grid.to(vae.device, vae.dtype) / vae.config.scaling_factor
+    return vae.decode(latents, return_dict=False)[0]
+
+
+def tokens_to_grid(latents: torch.Tensor, height: int, width: int, pixels_per_token: int
+                   ) -> torch.Tensor:
+    """(B, h*w, C) packed tokens -> (B, C, h, w)."""
+    batch, count, channels = latents.shape
+    rows, cols = height // pixels_per_token, width // pixels_per_token
+    if rows * cols != count:  # odd sizes the pipeline rounded differently: best effort
+        cols = max(1, count // max(1, rows))
+        rows = count // cols
+        latents = latents[:, : rows * cols]
+    return latents.transpose(1, 2).reshape(batch, channels, rows, cols)
+
+
+def grid_to_tokens(grid: torch.Tensor) -> torch.Tensor:
+    batch, channels, rows, cols = grid.shape
+    return grid.reshape(batch, channels, rows * cols).transpose(1, 2)
+
+
+def flux_decode(pipe: Any, grid: torch.Tensor) -> torch.Tensor:
+    """FLUX.1 packed-token grid -> pixels, as the pipeline's own final decode does it."""
+    vae = pipe.vae
+    factor = pipe.vae_scale_factor
+    _, _, rows, cols = grid.shape
+    latents = pipe._unpack_latents(grid_to_tokens(grid), rows * 2 * factor, cols * 2 * factor,
+                                   factor)
+    latents = latents.to(vae.device, vae.dtype) / vae.config.scaling_factor \
+        + vae.config.shift_factor
+    return vae.decode(latents, return_dict=False)[0]
+
+
+def control_scale(job: Job) -> float:
+    return job.request.control_strength
+
+
+def pipeline_kwargs(job: Job, callback: StepCallback) -> dict[str, Any]:
+    """The arguments every family passes the same way."""
+    return {
+        "prompt": job.request.prompt,
+        "num_inference_steps": job.request.steps,
+        "generator": job.generator(),
+        "callback_on_step_end": callback,
+        "callback_on_step_end_tensor_inputs": ["latents"],
+    }

@@ -1,0 +1,67 @@
+"""FLUX.2 dev (`Flux2Pipeline`, Mistral text encoder) and klein (`Flux2KleinPipeline`, Qwen3).
+
+Which one is read from the weights' model_index.json. There is no control input: the render and
+the depth go in as reference pictures (`image=[...]`, shrunk by the pipeline to ~1 MP), and the
+prompt says how to use them ("the second image is a depth map of the scene..."). Reference order:
+the job's `reference_images` when sent, else render then depth, else depth alone. Distilled klein
+ignores guidance.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers import Flux2KleinPipeline, Flux2Pipeline, Flux2Transformer2DModel
+from PIL import Image
+
+from ..presets import FAMILY_INFO
+from ..weights import Source, folder_class_name
+from . import common
+
+NAME = "flux2"
+INFO = FAMILY_INFO[NAME]
+ACCELERATOR_DTYPE = torch.bfloat16
+FLOW_MATCH = True
+CONFIGS = {"base": "black-forest-labs/FLUX.2-klein-4B"}
+BASE_CLASSES = ("Flux2Pipeline", "Flux2KleinPipeline")
+
+
+def load(weights: dict[str, Source], configs: dict[str, str | None], dtype: torch.dtype) -> Any:
+    base = weights["base"]
+    common.check_family(base, NAME, "base", BASE_CLASSES)
+    folder = str(base.path) if not base.is_file else configs.get("base")
+    cls = Flux2KleinPipeline
+    if folder and folder_class_name(Path(folder)) == "Flux2Pipeline":
+        cls = Flux2Pipeline
+    return common.load_transformer_pipeline(cls, Flux2Transformer2DModel, base, dtype,
+                                            configs.get("base"))
+
+
+def pictures(job: common.Job) -> list[Image.Image]:
+    if job.references:
+        return list(job.references)
+    return [job.render, job.depth] if job.render is not None else [job.depth]
+
+
+def run(pipe: Any, job: common.Job, callback: common.StepCallback,
+        variant: common.Variants) -> Image.Image:
+    return pipe(image=pictures(job), width=job.width, height=job.height,
+                guidance_scale=job.request.guidance,
+                **common.pipeline_kwargs(job, callback)).images[0]
+
+
+def latent_grid(pipe: Any, latents: torch.Tensor, job: common.Job) -> torch.Tensor:
+    return common.tokens_to_grid(latents, job.height, job.width, pipe.vae_scale_factor * 2)
+
+
+def decode_grid(pipe: Any, grid: torch.Tensor) -> torch.Tensor:
+    """Undo FLUX.2's latent batch-norm and 2x2 patchify, then decode."""
+    vae = pipe.vae
+    grid = grid.to(vae.device, vae.dtype)
+    mean = vae.bn.running_mean.view(1, -1, 1, 1).to(grid.device, grid.dtype)
+    std = torch.sqrt(vae.bn.running_var.view(1, -1, 1, 1) + vae.config.batch_norm_eps).to(
+        grid.device, grid.dtype)
+    latents = pipe._unpatchify_latents(grid * std + mean)
+    return vae.decode(latents, return_dict=False)[0]

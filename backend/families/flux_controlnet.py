@@ -1,0 +1,55 @@
+"""FLUX.1 + ControlNet (`FluxControlNetPipeline` + `FluxControlNetModel`).
+
+Depth goes in as `control_image=` (PIL RGB, VAE-encoded by the pipeline) at
+`controlnet_conditioning_scale`. Union ControlNets (e.g. Union-Pro) need `control_mode` in the model
+spec (2 = depth for InstantX/Shakker Union-Pro); single-condition depth ControlNets take none.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from diffusers import FluxControlNetModel, FluxControlNetPipeline, FluxTransformer2DModel
+from PIL import Image
+
+from ..presets import FAMILY_INFO
+from ..weights import Source
+from . import common
+
+NAME = "flux_controlnet"
+INFO = FAMILY_INFO[NAME]
+ACCELERATOR_DTYPE = torch.bfloat16
+FLOW_MATCH = True
+CONFIGS = {"base": "black-forest-labs/FLUX.1-dev",
+           "controlnet": "Shakker-Labs/FLUX.1-dev-ControlNet-Depth"}
+BASE_CLASSES = ("FluxPipeline", "FluxControlNetPipeline")
+CHECKPOINT_TYPES = ("flux-dev", "flux-schnell")
+PREVIEW_TAESD = "madebyollin/taef1"
+
+
+def load(weights: dict[str, Source], configs: dict[str, str | None], dtype: torch.dtype) -> Any:
+    common.check_family(weights["base"], NAME, "base", BASE_CLASSES, CHECKPOINT_TYPES)
+    common.check_family(weights["controlnet"], NAME, "controlnet", ("FluxControlNetModel",))
+    controlnet = common.load_model(FluxControlNetModel, weights["controlnet"], dtype,
+                                   configs.get("controlnet"))
+    return common.load_transformer_pipeline(FluxControlNetPipeline, FluxTransformer2DModel,
+                                            weights["base"], dtype, configs.get("base"),
+                                            controlnet=controlnet)
+
+
+def run(pipe: Any, job: common.Job, callback: common.StepCallback,
+        variant: common.Variants) -> Image.Image:
+    extra = {} if job.control_mode is None else {"control_mode": job.control_mode}
+    return pipe(control_image=job.depth, width=job.width, height=job.height,
+                guidance_scale=job.request.guidance,
+                controlnet_conditioning_scale=job.request.control_strength,
+                **extra, **common.pipeline_kwargs(job, callback)).images[0]
+
+
+def latent_grid(pipe: Any, latents: torch.Tensor, job: common.Job) -> torch.Tensor:
+    return common.tokens_to_grid(latents, job.height, job.width, pipe.vae_scale_factor * 2)
+
+
+def decode_grid(pipe: Any, grid: torch.Tensor) -> torch.Tensor:
+    return common.flux_decode(pipe, grid)

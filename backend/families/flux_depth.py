@@ -1,0 +1,49 @@
+"""FLUX.1 Depth (`FluxControlPipeline`): the depth picture is VAE-encoded and concatenated with the
+latents channel-wise (the transformer has twice the input channels).
+
+Depth goes in as `control_image=` (PIL RGB; the pipeline normalises it to [-1,1]). Weights:
+FLUX.1-Depth-dev, or FLUX.1-dev with the FLUX.1-Depth-dev LoRA given as a LoRA (it widens the
+transformer's input). No negative prompt, no control strength (the model is the control).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from diffusers import FluxControlPipeline, FluxTransformer2DModel
+from PIL import Image
+
+from ..presets import FAMILY_INFO
+from ..weights import Source
+from . import common
+
+NAME = "flux_depth"
+INFO = FAMILY_INFO[NAME]
+ACCELERATOR_DTYPE = torch.bfloat16
+FLOW_MATCH = True
+CONFIGS = {"base": "black-forest-labs/FLUX.1-Depth-dev"}
+BASE_CLASSES = ("FluxControlPipeline", "FluxPipeline")
+CHECKPOINT_TYPES = ("flux-depth", "flux-dev")
+PREVIEW_TAESD = "madebyollin/taef1"
+
+
+def load(weights: dict[str, Source], configs: dict[str, str | None], dtype: torch.dtype) -> Any:
+    common.check_family(weights["base"], NAME, "base", BASE_CLASSES, CHECKPOINT_TYPES)
+    return common.load_transformer_pipeline(FluxControlPipeline, FluxTransformer2DModel,
+                                            weights["base"], dtype, configs.get("base"))
+
+
+def run(pipe: Any, job: common.Job, callback: common.StepCallback,
+        variant: common.Variants) -> Image.Image:
+    return pipe(control_image=job.depth, width=job.width, height=job.height,
+                guidance_scale=job.request.guidance,
+                **common.pipeline_kwargs(job, callback)).images[0]
+
+
+def latent_grid(pipe: Any, latents: torch.Tensor, job: common.Job) -> torch.Tensor:
+    return common.tokens_to_grid(latents, job.height, job.width, pipe.vae_scale_factor * 2)
+
+
+def decode_grid(pipe: Any, grid: torch.Tensor) -> torch.Tensor:
+    return common.flux_decode(pipe, grid)

@@ -1,0 +1,55 @@
+"""Qwen-Image-Edit 2511 (`QwenImageEditPlusPipeline`): instruction editing of input pictures.
+
+The pictures are the job's `reference_images` when sent, else the colour render and the depth
+(in that order, "Picture 1" and "Picture 2" to the prompt), else the depth alone. The prompt is an
+instruction ("Picture 1 is a clay render, Picture 2 its depth: make it a photo of..."). The output
+is requested at the job's size (multiples of 16). True CFG as Qwen-Image: a negative prompt of
+" " when none is given.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from diffusers import QwenImageEditPlusPipeline, QwenImageTransformer2DModel
+from PIL import Image
+
+from ..presets import FAMILY_INFO
+from ..weights import Source
+from . import common, qwen_image_controlnet
+
+NAME = "qwen_image_edit"
+INFO = FAMILY_INFO[NAME]
+ACCELERATOR_DTYPE = torch.bfloat16
+FLOW_MATCH = True
+CONFIGS = {"base": "Qwen/Qwen-Image-Edit-2511"}
+BASE_CLASSES = ("QwenImageEditPlusPipeline",)
+
+
+def load(weights: dict[str, Source], configs: dict[str, str | None], dtype: torch.dtype) -> Any:
+    common.check_family(weights["base"], NAME, "base", BASE_CLASSES)
+    return common.load_transformer_pipeline(QwenImageEditPlusPipeline,
+                                            QwenImageTransformer2DModel, weights["base"], dtype,
+                                            configs.get("base"))
+
+
+def pictures(job: common.Job) -> list[Image.Image]:
+    if job.references:
+        return list(job.references)
+    return [job.render, job.depth] if job.render is not None else [job.depth]
+
+
+def run(pipe: Any, job: common.Job, callback: common.StepCallback,
+        variant: common.Variants) -> Image.Image:
+    return pipe(image=pictures(job), width=job.width, height=job.height,
+                true_cfg_scale=job.request.guidance,
+                negative_prompt=job.request.negative_prompt or " ",
+                **common.pipeline_kwargs(job, callback)).images[0]
+
+
+def latent_grid(pipe: Any, latents: torch.Tensor, job: common.Job) -> torch.Tensor:
+    return common.tokens_to_grid(latents, job.height, job.width, pipe.vae_scale_factor * 2)
+
+
+decode_grid = qwen_image_controlnet.decode_grid

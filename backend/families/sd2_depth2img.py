@@ -1,0 +1,65 @@
+"""SD 2 depth2img (`StableDiffusionDepth2ImgPipeline`): the UNet takes depth as a fifth latent
+channel, no ControlNet.
+
+Depth goes in as `depth_map`, a float tensor (1, H, W), larger = nearer, any scale (the pipeline
+min-max normalises it): the job's `.npy` float depth when sent, else the 8-bit control image.
+`image` is always required: the colour render when sent (img2img at `strength`), else the depth
+picture itself at strength 1.0, which replaces it with pure noise (pure depth-conditioned).
+The pipeline's own depth estimator is never loaded (`depth_estimator=None`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from diffusers import StableDiffusionDepth2ImgPipeline
+from PIL import Image
+
+from ..presets import FAMILY_INFO
+from ..weights import Source
+from . import common
+
+NAME = "sd2_depth2img"
+INFO = FAMILY_INFO[NAME]
+ACCELERATOR_DTYPE = torch.float16
+FLOW_MATCH = False
+CONFIGS = {"base": "stabilityai/stable-diffusion-2-depth"}
+BASE_CLASSES = ("StableDiffusionDepth2ImgPipeline",)
+CHECKPOINT_TYPES = ("v2",)
+PREVIEW_TAESD = "madebyollin/taesd"
+
+
+def load(weights: dict[str, Source], configs: dict[str, str | None], dtype: torch.dtype) -> Any:
+    common.check_family(weights["base"], NAME, "base", BASE_CLASSES, CHECKPOINT_TYPES)
+    return common.load_pipeline(StableDiffusionDepth2ImgPipeline, weights["base"], dtype,
+                                configs.get("base"), depth_estimator=None,
+                                feature_extractor=None)
+
+
+def depth_tensor(job: common.Job) -> torch.Tensor:
+    if job.depth_float is not None:
+        depth = np.nan_to_num(job.depth_float.astype(np.float32), nan=0.0, posinf=0.0)
+    else:
+        depth = np.asarray(job.depth.convert("L"), dtype=np.float32) / 255.0
+    return torch.from_numpy(np.ascontiguousarray(depth))[None]
+
+
+def run(pipe: Any, job: common.Job, callback: common.StepCallback,
+        variant: common.Variants) -> Image.Image:
+    image, strength = (job.render, job.img2img_strength()) if job.render is not None \
+        else (job.depth, 1.0)
+    # The pipeline sizes its output from `image`: both inputs are already at the job's size.
+    return pipe(image=image, depth_map=depth_tensor(job), strength=strength,
+                negative_prompt=job.request.negative_prompt or None,
+                guidance_scale=job.request.guidance,
+                **common.pipeline_kwargs(job, callback)).images[0]
+
+
+def latent_grid(pipe: Any, latents: torch.Tensor, job: common.Job) -> torch.Tensor:
+    return latents
+
+
+def decode_grid(pipe: Any, grid: torch.Tensor) -> torch.Tensor:
+    return common.sd_decode(pipe, grid)

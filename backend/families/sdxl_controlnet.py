@@ -1,0 +1,68 @@
+"""SDXL + depth ControlNet (`StableDiffusionXLControlNetPipeline`).
+
+As SD 1.5: depth as `image=` (PIL RGB, [0,1]); the colour render, when sent, is the init image of
+`StableDiffusionXLControlNetImg2ImgPipeline`. An optional `vae` role swaps in a VAE (the fp16-fix
+VAE keeps fp16 decodes from overflowing to black).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from diffusers import (
+    AutoencoderKL,
+    ControlNetModel,
+    StableDiffusionXLControlNetImg2ImgPipeline,
+    StableDiffusionXLControlNetPipeline,
+)
+from PIL import Image
+
+from ..presets import FAMILY_INFO
+from ..weights import Source
+from . import common
+
+NAME = "sdxl_controlnet"
+INFO = FAMILY_INFO[NAME]
+ACCELERATOR_DTYPE = torch.float16
+FLOW_MATCH = False
+OPTIONAL_ROLES = ("vae",)
+CONFIGS = {"base": "stabilityai/stable-diffusion-xl-base-1.0",
+           "controlnet": "diffusers/controlnet-depth-sdxl-1.0"}
+BASE_CLASSES = ("StableDiffusionXLPipeline", "StableDiffusionXLControlNetPipeline",
+                "StableDiffusionXLImg2ImgPipeline")
+CHECKPOINT_TYPES = ("xl_base", "playground-v2-5")
+PREVIEW_TAESD = "madebyollin/taesdxl"
+
+
+def load(weights: dict[str, Source], configs: dict[str, str | None], dtype: torch.dtype) -> Any:
+    common.check_family(weights["base"], NAME, "base", BASE_CLASSES, CHECKPOINT_TYPES)
+    common.check_family(weights["controlnet"], NAME, "controlnet", ("ControlNetModel",))
+    controlnet = common.load_model(ControlNetModel, weights["controlnet"], dtype,
+                                   configs.get("controlnet"))
+    extra: dict[str, Any] = {}
+    if "vae" in weights:
+        extra["vae"] = common.load_model(AutoencoderKL, weights["vae"], dtype, configs.get("vae"))
+    return common.load_pipeline(StableDiffusionXLControlNetPipeline, weights["base"], dtype,
+                                configs.get("base"), controlnet=controlnet, **extra)
+
+
+def run(pipe: Any, job: common.Job, callback: common.StepCallback,
+        variant: common.Variants) -> Image.Image:
+    kwargs = common.pipeline_kwargs(job, callback)
+    kwargs.update(negative_prompt=job.request.negative_prompt or None,
+                  width=job.width, height=job.height, guidance_scale=job.request.guidance,
+                  controlnet_conditioning_scale=job.request.control_strength)
+    if job.render is not None:
+        img2img = variant(StableDiffusionXLControlNetImg2ImgPipeline)
+        return img2img(image=job.render, control_image=job.depth,
+                       strength=job.img2img_strength(), **kwargs).images[0]
+    return pipe(image=job.depth, **kwargs).images[0]
+
+
+def latent_grid(pipe: Any, latents: torch.Tensor, job: common.Job) -> torch.Tensor:
+    return latents
+
+
+def decode_grid(pipe: Any, grid: torch.Tensor) -> torch.Tensor:
+    return common.sd_decode(pipe, grid)

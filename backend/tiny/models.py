@@ -1,0 +1,363 @@
+"""Random-weight models of every family at toy sizes, saved as ordinary diffusers folders.
+
+They use the real architecture classes, so loading them back runs exactly the loaders real
+weights use. Each builder writes role folders (`base/`, `controlnet/`) into `folder` and returns
+role -> path. Sizes: every VAE downsamples by 8 as the real ones do (a factor of 1 or 2 would make
+attention run over huge latents), everything else is as small as the classes allow.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .tokenizers import QWEN_VOCAB, clip_tokenizer, qwen2_tokenizer, t5_tokenizer
+
+# --- shared parts -----------------------------------------------------------------------------
+
+
+def _sd_vae(latent_channels: int = 4) -> Any:
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(block_out_channels=[4, 4, 8, 8], in_channels=3, out_channels=3,
+                         down_block_types=["DownEncoderBlock2D"] * 4,
+                         up_block_types=["UpDecoderBlock2D"] * 4,
+                         latent_channels=latent_channels, norm_num_groups=2)
+
+
+def _clip_config(hidden: int = 32, projection: int = 32) -> Any:
+    from transformers import CLIPTextConfig
+
+    return CLIPTextConfig(bos_token_id=0, eos_token_id=2, hidden_size=hidden,
+                          intermediate_size=37, layer_norm_eps=1e-5, num_attention_heads=4,
+                          num_hidden_layers=2, pad_token_id=1, vocab_size=1000,
+                          max_position_embeddings=77, projection_dim=projection)
+
+
+def _sd_scheduler() -> Any:
+    from diffusers import DDIMScheduler
+
+    return DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                         clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+
+
+def _save(pipe_or_model: Any, folder: Path) -> Path:
+    pipe_or_model.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+# --- SD 1.5 / SD 2 / SDXL ---------------------------------------------------------------------
+
+_SD_BLOCKS = dict(block_out_channels=(4, 8), layers_per_block=2, norm_num_groups=1,
+                  down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"))
+# The ControlNet's conditioning embedding downsamples by 2 ** (n - 1): 8, as the VAE does.
+_CONDITIONING = (8, 8, 16, 16)
+
+
+def build_sd15_controlnet(folder: Path) -> dict[str, Path]:
+    from diffusers import ControlNetModel, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(sample_size=32, in_channels=4, out_channels=4,
+                                cross_attention_dim=32,
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), **_SD_BLOCKS)
+    controlnet = ControlNetModel(conditioning_embedding_out_channels=_CONDITIONING,
+                                 in_channels=4, cross_attention_dim=32, **_SD_BLOCKS)
+    base = StableDiffusionPipeline(vae=_sd_vae(), text_encoder=CLIPTextModel(_clip_config()),
+                                   tokenizer=clip_tokenizer(), unet=unet,
+                                   scheduler=_sd_scheduler(), safety_checker=None,
+                                   feature_extractor=None, requires_safety_checker=False)
+    return {"base": _save(base, folder / "base"),
+            "controlnet": _save(controlnet, folder / "controlnet")}
+
+
+def build_sd15_controlnet_full_size(folder: Path) -> dict[str, Path]:
+    """SD 1.5's real architecture (UNet, depth ControlNet, VAE, CLIP ViT-L text encoder) with
+    random weights: ~1.1 B parameters, for benchmarks that need real per-step cost offline."""
+    from diffusers import (
+        AutoencoderKL,
+        ControlNetModel,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+        UniPCMultistepScheduler,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768)
+    controlnet = ControlNetModel(cross_attention_dim=768)
+    vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), layers_per_block=2,
+                        down_block_types=("DownEncoderBlock2D",) * 4,
+                        up_block_types=("UpDecoderBlock2D",) * 4, latent_channels=4,
+                        sample_size=512)
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        hidden_size=768, intermediate_size=3072, num_attention_heads=12, num_hidden_layers=12,
+        max_position_embeddings=77, vocab_size=49408, projection_dim=768))
+    scheduler = UniPCMultistepScheduler(beta_start=0.00085, beta_end=0.012,
+                                        beta_schedule="scaled_linear")
+    base = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=clip_tokenizer(),
+                                   unet=unet, scheduler=scheduler, safety_checker=None,
+                                   feature_extractor=None, requires_safety_checker=False)
+    return {"base": _save(base, folder / "base"),
+            "controlnet": _save(controlnet, folder / "controlnet")}
+
+
+def build_sd2_depth2img(folder: Path) -> dict[str, Path]:
+    from diffusers import StableDiffusionDepth2ImgPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    torch.manual_seed(0)
+    # depth2img's UNet takes the 4 latent channels plus the depth map: 5 in, 4 out.
+    unet = UNet2DConditionModel(sample_size=32, in_channels=5, out_channels=4,
+                                cross_attention_dim=32, attention_head_dim=(2, 4),
+                                use_linear_projection=True,
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), **_SD_BLOCKS)
+    base = StableDiffusionDepth2ImgPipeline(vae=_sd_vae(), text_encoder=CLIPTextModel(
+        _clip_config()), tokenizer=clip_tokenizer(), unet=unet, scheduler=_sd_scheduler(),
+        depth_estimator=None, feature_extractor=None)
+    return {"base": _save(base, folder / "base")}
+
+
+_SDXL_BLOCKS = dict(block_out_channels=(8, 16), layers_per_block=2, norm_num_groups=1,
+                    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                    use_linear_projection=True, addition_embed_type="text_time",
+                    addition_time_embed_dim=8, projection_class_embeddings_input_dim=80,
+                    cross_attention_dim=64, attention_head_dim=(2, 4))
+
+
+def _sdxl_base() -> Any:
+    from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    unet = UNet2DConditionModel(sample_size=32, in_channels=4, out_channels=4,
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+                                **_SDXL_BLOCKS)
+    # 80 = 6 time ids x 8 + the second encoder's 32-wide pooled projection; 64 = 32 + 32.
+    return StableDiffusionXLPipeline(
+        vae=_sd_vae(), text_encoder=CLIPTextModel(_clip_config()), tokenizer=clip_tokenizer(),
+        text_encoder_2=CLIPTextModelWithProjection(_clip_config()), tokenizer_2=clip_tokenizer(),
+        unet=unet, scheduler=_sd_scheduler(), force_zeros_for_empty_prompt=True)
+
+
+def build_sdxl_controlnet(folder: Path) -> dict[str, Path]:
+    from diffusers import ControlNetModel
+
+    torch.manual_seed(0)
+    base = _sdxl_base()
+    controlnet = ControlNetModel(conditioning_embedding_out_channels=_CONDITIONING,
+                                 in_channels=4, **_SDXL_BLOCKS)
+    return {"base": _save(base, folder / "base"),
+            "controlnet": _save(controlnet, folder / "controlnet")}
+
+
+def build_sdxl_controlnet_union(folder: Path) -> dict[str, Path]:
+    from diffusers import ControlNetUnionModel
+
+    torch.manual_seed(0)
+    base = _sdxl_base()
+    controlnet = ControlNetUnionModel(conditioning_embedding_out_channels=_CONDITIONING,
+                                      in_channels=4, num_trans_channel=8, num_trans_head=2,
+                                      num_proj_channel=8, **_SDXL_BLOCKS)
+    return {"base": _save(base, folder / "base"),
+            "controlnet": _save(controlnet, folder / "controlnet")}
+
+
+# --- FLUX.1 -----------------------------------------------------------------------------------
+
+_FLUX = dict(patch_size=1, num_layers=1, num_single_layers=1, attention_head_dim=16,
+             num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=32,
+             axes_dims_rope=[4, 4, 8])
+
+
+def _flux_parts() -> dict[str, Any]:
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler
+    from transformers import CLIPTextModel, T5Config, T5EncoderModel
+
+    vae = AutoencoderKL(block_out_channels=[4, 4, 8, 8], in_channels=3, out_channels=3,
+                        down_block_types=["DownEncoderBlock2D"] * 4,
+                        up_block_types=["UpDecoderBlock2D"] * 4, latent_channels=1,
+                        norm_num_groups=2, use_quant_conv=False, use_post_quant_conv=False,
+                        shift_factor=0.0609, scaling_factor=1.5035)
+    t5 = T5EncoderModel(T5Config(d_model=32, d_ff=37, d_kv=8, num_heads=4, num_layers=2,
+                                 vocab_size=128, decoder_start_token_id=0, pad_token_id=0,
+                                 eos_token_id=1))
+    return {"vae": vae, "text_encoder": CLIPTextModel(_clip_config()),
+            "tokenizer": clip_tokenizer(), "text_encoder_2": t5,
+            "tokenizer_2": t5_tokenizer(), "scheduler": FlowMatchEulerDiscreteScheduler()}
+
+
+def build_flux_depth(folder: Path) -> dict[str, Path]:
+    from diffusers import FluxControlPipeline, FluxTransformer2DModel
+
+    torch.manual_seed(0)
+    # Control latents are concatenated to the packed latents: 2 x (4 x 1 latent channel) in.
+    transformer = FluxTransformer2DModel(in_channels=8, out_channels=4, guidance_embeds=True,
+                                         **_FLUX)
+    pipe = FluxControlPipeline(transformer=transformer, **_flux_parts())
+    return {"base": _save(pipe, folder / "base")}
+
+
+def build_flux_controlnet(folder: Path) -> dict[str, Path]:
+    from diffusers import FluxControlNetModel, FluxPipeline, FluxTransformer2DModel
+
+    torch.manual_seed(0)
+    transformer = FluxTransformer2DModel(in_channels=4, guidance_embeds=True, **_FLUX)
+    controlnet = FluxControlNetModel(in_channels=4, guidance_embeds=True, **_FLUX)
+    pipe = FluxPipeline(transformer=transformer, **_flux_parts())
+    return {"base": _save(pipe, folder / "base"),
+            "controlnet": _save(controlnet, folder / "controlnet")}
+
+
+def build_flux_kontext(folder: Path) -> dict[str, Path]:
+    from diffusers import FluxKontextPipeline, FluxTransformer2DModel
+
+    torch.manual_seed(0)
+    transformer = FluxTransformer2DModel(in_channels=4, guidance_embeds=True, **_FLUX)
+    pipe = FluxKontextPipeline(transformer=transformer, **_flux_parts())
+    return {"base": _save(pipe, folder / "base")}
+
+
+def build_flux2(folder: Path) -> dict[str, Path]:
+    """FLUX.2 klein: Qwen3 text encoder whose layers 9, 18 and 27 feed the transformer."""
+    from diffusers import (
+        AutoencoderKLFlux2,
+        FlowMatchEulerDiscreteScheduler,
+        Flux2KleinPipeline,
+        Flux2Transformer2DModel,
+    )
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    torch.manual_seed(0)
+    transformer = Flux2Transformer2DModel(
+        patch_size=1, in_channels=4, num_layers=1, num_single_layers=1, attention_head_dim=16,
+        num_attention_heads=2, joint_attention_dim=48, timestep_guidance_channels=256,
+        axes_dims_rope=[4, 4, 4, 4], guidance_embeds=False)
+    text_encoder = Qwen3ForCausalLM(Qwen3Config(
+        intermediate_size=16, hidden_size=16, num_hidden_layers=27, num_attention_heads=2,
+        num_key_value_heads=2, vocab_size=QWEN_VOCAB, max_position_embeddings=1024))
+    vae = AutoencoderKLFlux2(sample_size=32, in_channels=3, out_channels=3,
+                             down_block_types=("DownEncoderBlock2D",) * 4,
+                             up_block_types=("UpDecoderBlock2D",) * 4,
+                             block_out_channels=(4, 4, 8, 8), layers_per_block=1,
+                             latent_channels=1, norm_num_groups=2, use_quant_conv=False,
+                             use_post_quant_conv=False)
+    pipe = Flux2KleinPipeline(scheduler=FlowMatchEulerDiscreteScheduler(),
+                              text_encoder=text_encoder, tokenizer=qwen2_tokenizer(),
+                              transformer=transformer, vae=vae)
+    return {"base": _save(pipe, folder / "base")}
+
+
+# --- Z-Image ----------------------------------------------------------------------------------
+
+
+def build_zimage_controlnet(folder: Path) -> dict[str, Path]:
+    from diffusers import (
+        AutoencoderKL,
+        FlowMatchEulerDiscreteScheduler,
+        ZImageControlNetModel,
+        ZImagePipeline,
+        ZImageTransformer2DModel,
+    )
+    from transformers import Qwen3Config, Qwen3Model
+
+    torch.manual_seed(0)
+    shared = dict(all_patch_size=(2,), all_f_patch_size=(1,), dim=32, n_refiner_layers=1,
+                  n_heads=2, n_kv_heads=2, norm_eps=1e-5, qk_norm=True)
+    transformer = ZImageTransformer2DModel(in_channels=16, n_layers=2, cap_feat_dim=16,
+                                           rope_theta=256.0, t_scale=1000.0, axes_dims=[8, 4, 4],
+                                           axes_lens=[256, 32, 32], **shared)
+    controlnet = ZImageControlNetModel(control_layers_places=[0],
+                                       control_refiner_layers_places=[0], control_in_dim=16,
+                                       **shared)
+    with torch.no_grad():  # created with torch.empty: fill, or they may hold NaNs
+        transformer.x_pad_token.fill_(1.0)
+        transformer.cap_pad_token.fill_(1.0)
+    vae = AutoencoderKL(block_out_channels=[8, 8, 16, 16], in_channels=3, out_channels=3,
+                        down_block_types=["DownEncoderBlock2D"] * 4,
+                        up_block_types=["UpDecoderBlock2D"] * 4, latent_channels=16,
+                        norm_num_groups=8, scaling_factor=0.3611, shift_factor=0.1159)
+    text_encoder = Qwen3Model(Qwen3Config(
+        hidden_size=16, intermediate_size=16, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=2, vocab_size=QWEN_VOCAB, max_position_embeddings=1024))
+    pipe = ZImagePipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae,
+                          text_encoder=text_encoder, tokenizer=qwen2_tokenizer(),
+                          transformer=transformer)
+    return {"base": _save(pipe, folder / "base"),
+            "controlnet": _save(controlnet, folder / "controlnet")}
+
+
+# --- Qwen-Image -------------------------------------------------------------------------------
+
+_QWEN_TRANSFORMER = dict(patch_size=2, in_channels=16, out_channels=4, num_layers=2,
+                         attention_head_dim=16, num_attention_heads=3, joint_attention_dim=16,
+                         axes_dims_rope=(8, 4, 4))
+
+
+def _qwen_parts() -> dict[str, Any]:
+    from diffusers import AutoencoderKLQwenImage, FlowMatchEulerDiscreteScheduler
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    tokenizer = qwen2_tokenizer()
+    ids = {name: tokenizer.convert_tokens_to_ids(token) for name, token in (
+        ("vision_start_token_id", "<|vision_start|>"), ("vision_end_token_id", "<|vision_end|>"),
+        ("image_token_id", "<|image_pad|>"), ("video_token_id", "<|video_pad|>"))}
+    config = Qwen2_5_VLConfig(
+        text_config={"hidden_size": 16, "intermediate_size": 16, "num_hidden_layers": 2,
+                     "num_attention_heads": 2, "num_key_value_heads": 2,
+                     "vocab_size": QWEN_VOCAB, "rope_theta": 1_000_000.0,
+                     "rope_scaling": {"mrope_section": [1, 1, 2], "rope_type": "default",
+                                      "type": "default"}},
+        vision_config={"depth": 2, "hidden_size": 16, "intermediate_size": 16, "num_heads": 2,
+                       "out_hidden_size": 16},
+        hidden_size=16, vocab_size=QWEN_VOCAB, **ids)
+    vae = AutoencoderKLQwenImage(base_dim=8, z_dim=4, dim_mult=[1, 2, 2, 2], num_res_blocks=1,
+                                 temperal_downsample=[False, True, True],
+                                 latents_mean=[0.0] * 4, latents_std=[1.0] * 4)
+    return {"vae": vae, "scheduler": FlowMatchEulerDiscreteScheduler(), "tokenizer": tokenizer,
+            "text_encoder": Qwen2_5_VLForConditionalGeneration(config)}
+
+
+def build_qwen_image_controlnet(folder: Path) -> dict[str, Path]:
+    from diffusers import QwenImageControlNetModel, QwenImagePipeline, QwenImageTransformer2DModel
+
+    torch.manual_seed(0)
+    transformer = QwenImageTransformer2DModel(guidance_embeds=False, **_QWEN_TRANSFORMER)
+    controlnet = QwenImageControlNetModel(**_QWEN_TRANSFORMER)
+    pipe = QwenImagePipeline(transformer=transformer, **_qwen_parts())
+    return {"base": _save(pipe, folder / "base"),
+            "controlnet": _save(controlnet, folder / "controlnet")}
+
+
+def build_qwen_image_edit(folder: Path) -> dict[str, Path]:
+    from diffusers import QwenImageEditPlusPipeline, QwenImageTransformer2DModel
+
+    # Qwen2VLProcessor needs a video processor, which transformers only has with torchvision.
+    from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor
+
+    torch.manual_seed(0)
+    transformer = QwenImageTransformer2DModel(guidance_embeds=False, **_QWEN_TRANSFORMER)
+    parts = _qwen_parts()
+    processor = Qwen2VLProcessor(image_processor=Qwen2VLImageProcessor(),
+                                 tokenizer=parts["tokenizer"],
+                                 video_processor=Qwen2VLVideoProcessor(),
+                                 chat_template=parts["tokenizer"].chat_template)
+    pipe = QwenImageEditPlusPipeline(transformer=transformer, processor=processor, **parts)
+    return {"base": _save(pipe, folder / "base")}
+
+
+BUILDERS = {
+    "sd15_controlnet": build_sd15_controlnet,
+    "sdxl_controlnet": build_sdxl_controlnet,
+    "sdxl_controlnet_union": build_sdxl_controlnet_union,
+    "sd2_depth2img": build_sd2_depth2img,
+    "flux_depth": build_flux_depth,
+    "flux_controlnet": build_flux_controlnet,
+    "zimage_controlnet": build_zimage_controlnet,
+    "qwen_image_controlnet": build_qwen_image_controlnet,
+    "qwen_image_edit": build_qwen_image_edit,
+    "flux_kontext": build_flux_kontext,
+    "flux2": build_flux2,
+}

@@ -1,0 +1,113 @@
+"""Weights as users bring them: single-file checkpoints, LoRAs, caching between jobs, memory
+modes and schedulers, all on the tiny SD 1.5 model through the real protocol."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from backend import protocol
+from backend.tiny.checkpoints import save_diffusers_lora, save_kohya_lora, save_sd15_single_file
+
+
+@pytest.fixture(scope="module")
+def sd15(tiny_models, tmp_path_factory):
+    roles = tiny_models("sd15_controlnet")
+    folder = tmp_path_factory.mktemp("sd15-files")
+    return {
+        **roles,
+        "single_file": save_sd15_single_file(roles["base"], folder / "tiny-sd15.safetensors"),
+        "kohya": save_kohya_lora(roles["base"], folder / "kohya_style.safetensors"),
+        "diffusers_lora": save_diffusers_lora(roles["base"], folder / "peft_style.safetensors"),
+    }
+
+
+def _pixels(event) -> np.ndarray:
+    with Image.open(event["paths"][0]) as image:
+        return np.asarray(image, dtype=np.int16)
+
+
+def _result(backend, job):
+    events = backend.run(job)
+    assert events[-1]["type"] == protocol.RESULT, events[-1]
+    return events[-1]
+
+
+def test_single_file_checkpoint_loads_with_the_family_config(backend, sd15, make_job):
+    folder_job = make_job({"family": "sd15_controlnet", "base": str(sd15["base"]),
+                           "controlnet": str(sd15["controlnet"])})
+    file_job = make_job({"family": "sd15_controlnet", "base": str(sd15["single_file"]),
+                         "base_config": str(sd15["base"]),
+                         "controlnet": str(sd15["controlnet"])})
+    # The A1111-layout file holds the same weights: the same picture, bit for bit.
+    assert np.array_equal(_pixels(_result(backend, folder_job)),
+                          _pixels(_result(backend, file_job)))
+
+
+def test_single_file_without_a_local_config_is_model_not_found(backend, sd15, make_job):
+    job = make_job({"family": "sd15_controlnet", "base": str(sd15["single_file"]),
+                    "base_config": "no-such-org/no-such-config",
+                    "controlnet": str(sd15["controlnet"])})
+    final = backend.run(job)[-1]
+    assert final["code"] == protocol.ErrorCode.MODEL_NOT_FOUND
+    assert "no-such-org/no-such-config" in final["message"]
+
+
+def test_loras_apply_with_their_weights_without_reloading(backend, sd15, make_job):
+    model = {"family": "sd15_controlnet", "base": str(sd15["base"]),
+             "controlnet": str(sd15["controlnet"])}
+    plain = _result(backend, make_job(model))
+    kohya = str(sd15["kohya"])
+    peft = str(sd15["diffusers_lora"])
+    full = _result(backend, make_job(model, loras=[{"path": kohya, "weight": 1.0},
+                                                   {"path": peft, "weight": 0.5}]))
+    zero = _result(backend, make_job(model, loras=[{"path": kohya, "weight": 0.0},
+                                                   {"path": peft, "weight": 0.0}]))
+    again = _result(backend, make_job(model))
+    assert all(event["reused_model"] for event in (full, zero, again))
+    assert not np.array_equal(_pixels(plain), _pixels(full))
+    # weight 0 and no LoRA at all give the base model's picture
+    assert np.abs(_pixels(zero) - _pixels(plain)).max() <= 1
+    assert np.array_equal(_pixels(again), _pixels(plain))
+
+
+@pytest.mark.parametrize("scheduler", ["euler", "dpmpp_2m_karras", "unipc", "default"])
+def test_switching_scheduler_keeps_the_model(backend, sd15, make_job, scheduler):
+    model = {"family": "sd15_controlnet", "base": str(sd15["base"]),
+             "controlnet": str(sd15["controlnet"])}
+    _result(backend, make_job(model))
+    assert _result(backend, make_job(model, scheduler=scheduler))["reused_model"]
+
+
+@pytest.mark.parametrize("mode", ["group_offload", "fp8", "model_offload"])
+def test_memory_modes_run_on_this_machine(backend, sd15, make_job, mode):
+    model = {"family": "sd15_controlnet", "base": str(sd15["base"]),
+             "controlnet": str(sd15["controlnet"])}
+    assert _result(backend, make_job(model, memory_mode=mode))["paths"]
+
+
+def test_flow_matching_family_refuses_other_schedulers(backend, tiny_models, make_job,
+                                                      model_spec):
+    job = make_job(model_spec("flux_depth", tiny_models("flux_depth")), scheduler="ddim")
+    final = backend.run(job)[-1]
+    assert final["code"] == protocol.ErrorCode.BAD_REQUEST
+    assert "flow-matching" in final["message"]
+
+
+def test_zimage_controlnet_loads_from_its_single_file(backend, tiny_models, make_job):
+    roles = tiny_models("zimage_controlnet")
+    job = make_job({"family": "zimage_controlnet", "base": str(roles["base"]),
+                    "controlnet": str(roles["controlnet"]
+                                      / "diffusion_pytorch_model.safetensors"),
+                    "controlnet_config": str(roles["controlnet"])}, guidance=0.0)
+    assert _result(backend, job)["paths"]
+
+
+def test_unload_frees_the_model_and_the_next_job_reloads(backend, sd15, make_job):
+    model = {"family": "sd15_controlnet", "base": str(sd15["base"]),
+             "controlnet": str(sd15["controlnet"])}
+    _result(backend, make_job(model))
+    backend.send({"type": protocol.UNLOAD})
+    backend.wait_for(protocol.UNLOADED)
+    assert not _result(backend, make_job(model))["reused_model"]
