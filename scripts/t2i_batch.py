@@ -138,7 +138,11 @@ def main() -> int:
         return fail(text, EXIT_FAILED)
     finally:
         core.client.shutdown_client()
-    print(f"t2i_batch: {count} frame(s) generated, all {len(options.frames)} done", flush=True)
+    if options.dry_run:
+        print("t2i_batch: dry run, nothing generated", flush=True)
+    else:
+        print(f"t2i_batch: {count} frame(s) generated, all {len(options.frames)} done",
+              flush=True)
     return 0
 
 
