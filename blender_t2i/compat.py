@@ -5,12 +5,40 @@ Nothing else in the add-on looks at `bpy.app.version`. See ../shared/facts/blend
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import bpy
+
+if TYPE_CHECKING:
+    from ..compositor.scene_state import Restorer
 
 BLENDER_5 = bpy.app.version >= (5, 0, 0)
 
 # The EEVEE engine id: each version rejects the other's.
 EEVEE_ENGINE = "BLENDER_EEVEE" if BLENDER_5 else "BLENDER_EEVEE_NEXT"
+ENGINE_IDS = {"WORKBENCH": "BLENDER_WORKBENCH", "CYCLES": "CYCLES", "EEVEE": EEVEE_ENGINE}
+
+# 5.x compositor trees use the shader Math node; 4.x has its own.
+COMPOSITOR_MATH_NODE = "ShaderNodeMath" if BLENDER_5 else "CompositorNodeMath"
+
+# Render passes reach the viewport compositor with EEVEE from 4.5 on (read in the 4.5 source;
+# unconfirmed for 4.2, so 4.2-4.4 use the shader preview).
+_VIEWPORT_PASSES = bpy.app.version >= (4, 5, 0)
+
+
+def is_eevee(engine: str) -> bool:
+    return engine in ("BLENDER_EEVEE", "BLENDER_EEVEE_NEXT")
+
+
+def override_honoured(engine: str) -> bool:
+    """Whether `view_layer.material_override` reaches this engine's render (EEVEE 4.x ignores
+    it: materials must be assigned per object)."""
+    return BLENDER_5 or not is_eevee(engine)
+
+
+def viewport_compositor_has_passes(engine: str) -> bool:
+    """Whether the Render Layers Depth pass reaches the viewport compositor."""
+    return _VIEWPORT_PASSES and is_eevee(engine)
 
 
 def uses_group_compositor() -> bool:
@@ -18,41 +46,27 @@ def uses_group_compositor() -> bool:
     return BLENDER_5
 
 
-def compositor_state(scene: bpy.types.Scene) -> dict:
-    """What `restore_compositor` needs to put the user's compositor set-up back."""
-    if BLENDER_5:
-        return {"group": scene.compositing_node_group}
-    return {"use_nodes": scene.use_nodes}
+# --- final-render capture ------------------------------------------------------------------
 
+def capture_tree(scene: bpy.types.Scene, name: str, restorer: Restorer) -> bpy.types.NodeTree:
+    """A compositor tree for capture nodes, with the user's own compositing out of the way.
 
-def restore_compositor(scene: bpy.types.Scene, state: dict) -> None:
-    if BLENDER_5:
-        scene.compositing_node_group = state["group"]
-    else:
-        scene.use_nodes = state["use_nodes"]
-
-
-def capture_tree(scene: bpy.types.Scene, name: str) -> bpy.types.NodeTree:
-    """A compositor tree to add capture nodes to.
-
-    5.x: a fresh node group, swapped in for the user's (restore_compositor swaps it back).
-    4.x: the scene's single tree; the caller adds its own nodes and removes exactly those.
+    5.x: a fresh node group swapped in for the user's (theirs is not touched at all).
+    4.x: the scene's single tree; the user's nodes are muted so their outputs (File Output
+    nodes writing files, other scenes' Render Layers) do not run, and unmuted afterwards.
+    Nodes the caller adds must be removed through `restorer` too (graph.add_node does this).
     """
     if BLENDER_5:
         group = bpy.data.node_groups.new(name, "CompositorNodeTree")
-        scene.compositing_node_group = group
+        restorer.on_restore(lambda: bpy.data.node_groups.remove(group))
+        restorer.set(scene, "compositing_node_group", group)
         return group
-    scene.use_nodes = True
-    return scene.node_tree
-
-
-def discard_capture_tree(tree: bpy.types.NodeTree, added_nodes: list[bpy.types.Node]) -> None:
-    """Undo `capture_tree`: drop our group (5.x) or just the nodes we added (4.x)."""
-    if BLENDER_5:
-        bpy.data.node_groups.remove(tree)
-        return
-    for node in added_nodes:
-        tree.nodes.remove(node)
+    restorer.set(scene, "use_nodes", True)
+    tree = scene.node_tree
+    for node in tree.nodes:
+        if node.bl_idname not in ("NodeFrame", "NodeReroute"):
+            restorer.set(node, "mute", True)
+    return tree
 
 
 def new_exr_file_output(tree: bpy.types.NodeTree, directory: str, name: str) -> tuple:
@@ -77,3 +91,78 @@ def new_exr_file_output(tree: bpy.types.NodeTree, directory: str, name: str) -> 
         node.file_slots[0].path = name + "_"
         socket = node.inputs[0]
     return node, socket
+
+
+# --- viewport preview (state kept as plain data on the scene, so it survives save/reload) ---
+
+def install_preview_compositor(scene: bpy.types.Scene, preview_group: bpy.types.NodeTree,
+                               encoding_group: bpy.types.NodeTree,
+                               view_layer: bpy.types.ViewLayer) -> dict:
+    """Make the scene composite Depth -> encoding group. Returns what `remove_preview_compositor`
+    needs to put the user's compositor back.
+
+    5.x: `preview_group` (already holding the graph) replaces the scene's compositor group.
+    4.x: the graph's nodes go into the user's tree and feed its Composite node; the user's own
+    link into the Composite node is recorded and put back.
+    """
+    if BLENDER_5:
+        user_group = scene.compositing_node_group
+        scene.compositing_node_group = preview_group
+        return {"group": user_group.name if user_group else None}
+    state = {"use_nodes": scene.use_nodes, "nodes": [], "composite_from": None}
+    scene.use_nodes = True
+    tree = scene.node_tree
+    layers = tree.nodes.new("CompositorNodeRLayers")
+    layers.scene, layers.layer = scene, view_layer.name
+    group_node = tree.nodes.new("CompositorNodeGroup")
+    group_node.node_tree = encoding_group
+    composite = next((n for n in tree.nodes if n.bl_idname == "CompositorNodeComposite"), None)
+    added = [layers, group_node]
+    if composite is None:
+        composite = tree.nodes.new("CompositorNodeComposite")
+        added.append(composite)
+    else:
+        for link in composite.inputs["Image"].links:
+            state["composite_from"] = [link.from_node.name, link.from_socket.identifier]
+    for node, x in zip(added, (-600, -300, 0), strict=False):
+        node.location = (x, -600)
+        node.label = "T2I Depth Preview"
+    tree.links.new(layers.outputs["Depth"], group_node.inputs["Depth"])
+    tree.links.new(group_node.outputs[0], composite.inputs["Image"])
+    state["nodes"] = [node.name for node in added]
+    state["composite"] = composite.name
+    return state
+
+
+def preview_group_node(scene: bpy.types.Scene, preview_group: bpy.types.NodeTree | None,
+                       state: dict) -> bpy.types.Node | None:
+    """The group node running the encoding in the preview compositor (to set near/far on)."""
+    tree = preview_group if BLENDER_5 else scene.node_tree
+    if tree is None:
+        return None
+    names = set(state.get("nodes", [])) if not BLENDER_5 else None
+    for node in tree.nodes:
+        if node.bl_idname == "CompositorNodeGroup" and (names is None or node.name in names):
+            return node
+    return None
+
+
+def remove_preview_compositor(scene: bpy.types.Scene, state: dict) -> None:
+    if BLENDER_5:
+        name = state.get("group")
+        scene.compositing_node_group = bpy.data.node_groups.get(name) if name else None
+        return
+    tree = scene.node_tree
+    if tree is not None:
+        for name in state.get("nodes", []):
+            node = tree.nodes.get(name)
+            if node is not None:
+                tree.nodes.remove(node)
+        source = state.get("composite_from")
+        composite = tree.nodes.get(state.get("composite", ""))
+        if source and composite is not None and source[0] in tree.nodes:
+            from_node = tree.nodes[source[0]]
+            socket = next((s for s in from_node.outputs if s.identifier == source[1]), None)
+            if socket is not None:
+                tree.links.new(socket, composite.inputs["Image"])
+    scene.use_nodes = state.get("use_nodes", False)

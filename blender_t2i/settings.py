@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+from bpy.props import (
+    BoolProperty,
+    EnumProperty,
+    FloatProperty,
+    IntProperty,
+    PointerProperty,
+    StringProperty,
+)
 
 from ..backend.presets import PRESETS, get_preset
+from . import depth_settings
 
 _PRESET_ITEMS = [(p.name, p.label, p.description) for p in PRESETS]
 
@@ -35,9 +43,11 @@ class T2ISceneSettings(bpy.types.PropertyGroup):
         description="Generate at the render resolution (snapped to the model's size multiple)")
     width: IntProperty(name="Width", default=512, min=0, max=8192, subtype="PIXEL")
     height: IntProperty(name="Height", default=512, min=0, max=8192, subtype="PIXEL")
+    depth: PointerProperty(type=depth_settings.T2IDepthSettings)
 
 
 def register() -> None:
+    depth_settings.register()  # before T2ISceneSettings, which points at it
     bpy.utils.register_class(T2ISceneSettings)
     bpy.types.Scene.t2i = bpy.props.PointerProperty(type=T2ISceneSettings)
 
@@ -45,3 +55,4 @@ def register() -> None:
 def unregister() -> None:
     del bpy.types.Scene.t2i
     bpy.utils.unregister_class(T2ISceneSettings)
+    depth_settings.unregister()

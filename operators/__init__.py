@@ -1,8 +1,8 @@
 """bpy operators under `t2i.`: thin layers that read settings, call the core, report."""
 
-from . import capture, generate
+from . import capture, depth_preview, generate
 
-MODULES = (capture, generate)
+MODULES = (capture, depth_preview, generate)
 
 
 def register() -> None:

@@ -1,11 +1,13 @@
-"""`t2i.capture_depth`: capture the camera's depth and show the control image as "T2I Depth"."""
+"""`t2i.capture_depth`: capture the camera's depth and show the control image as "T2I Depth".
+`t2i.lock_depth_range`: one depth range for a whole animation, stored on the scene."""
 
 from __future__ import annotations
 
 import bpy
 
 from ..blender_t2i import jobs, results
-from ..blender_t2i.depth_control import make_control_image
+from ..blender_t2i.depth_control import DepthOptions, lock_depth_range, make_control_image
+from ..compositor import preview
 from ..compositor.capture import CaptureError
 from .common import preset_and_size
 
@@ -22,7 +24,8 @@ class T2I_OT_capture_depth(bpy.types.Operator):
         try:
             preset, size = preset_and_size(scene)
             stem = jobs.new_job_stem(preset, scene.t2i.seed)
-            control = make_control_image(scene, size, results.output_folder(), stem)
+            control = make_control_image(scene, size, results.output_folder(), stem,
+                                         context=context)
         except (CaptureError, ValueError) as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
@@ -32,9 +35,41 @@ class T2I_OT_capture_depth(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class T2I_OT_lock_depth_range(bpy.types.Operator):
+    """Compute one depth range over the frame range and use it for every frame, so an
+    animation's depth maps do not flicker"""
+
+    bl_idname = "t2i.lock_depth_range"
+    bl_label = "Lock Depth Range"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        scene = context.scene
+        depth = scene.t2i.depth
+        frames = depth.lock_frames(scene)
+        try:
+            _preset, size = preset_and_size(scene)
+            locked = lock_depth_range(scene, size, frames, DepthOptions.from_scene(scene))
+        except (CaptureError, ValueError) as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        depth.locked_near, depth.locked_far = locked.near, locked.far
+        depth.range_policy = "LOCKED"
+        if preview.is_on(scene):
+            preview.update_range(scene, locked, depth.encoding)
+        self.report({"INFO"}, f"Depth range locked to {locked.near:.4g}-{locked.far:.4g} m "
+                              f"over frames {frames.start}-{frames[-1]}")
+        return {"FINISHED"}
+
+
+CLASSES = (T2I_OT_capture_depth, T2I_OT_lock_depth_range)
+
+
 def register() -> None:
-    bpy.utils.register_class(T2I_OT_capture_depth)
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
 
 
 def unregister() -> None:
-    bpy.utils.unregister_class(T2I_OT_capture_depth)
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)
