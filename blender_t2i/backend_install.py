@@ -257,3 +257,17 @@ class CommandRun:
                      and not line.startswith("!! exit status")), "")
         return False, (f"{self.title} failed ({last.strip()[:200]}). "
                        f"{failure_hint(self.tail)} Log: {self.log_path}")
+
+
+class SetupRuns:
+    """The session's latest install and check runs, which the preferences show."""
+
+    install: CommandRun | None = None
+    check: CommandRun | None = None
+    check_report: CheckReport | None = None
+
+
+def default_base_python() -> str:
+    """The Python that creates the backend environment: Blender's own (same version as the
+    add-on's, and always there)."""
+    return sys.executable

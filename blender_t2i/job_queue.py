@@ -9,20 +9,25 @@ time in the order they were submitted. A job is any object with `stem` (its id) 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import enum
 import json
 import logging
+import os
 import queue
 import time
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..backend import protocol
 from ..backend.protocol import ErrorCode
 from . import client as client_module
 from .client import EXITED, START_TIMEOUT_S, BackendClient, BackendConfig, BackendFailure
+from .png import write_bytes_atomic
 
 log = logging.getLogger("blender_t2i")
 
@@ -271,3 +276,24 @@ def reset_job_queue() -> None:
     if _jobs is not None:
         _jobs.stop()
         _jobs = None
+
+
+def preview_file(event: dict[str, Any], scratch: Path) -> Path | None:
+    """The step preview a progress event carries, as a PNG file: the backend sends a path
+    (or, from other backends, base64 PNG data, bare or as a data: URI); None if there is none
+    or it is already gone (the backend keeps only its newest few)."""
+    preview = event.get("preview")
+    if isinstance(preview, dict):
+        preview = preview.get("path") or preview.get("data") or preview.get("png")
+    if not isinstance(preview, str) or not preview:
+        return None
+    if preview.startswith("data:") or not (os.sep in preview or preview.endswith(".png")):
+        try:
+            data = base64.b64decode(preview.partition(",")[2] if preview.startswith("data:")
+                                    else preview, validate=True)
+        except (binascii.Error, ValueError):
+            log.warning("a progress event's preview is neither a file nor base64 PNG")
+            return None
+        return write_bytes_atomic(scratch / "preview-data.png", data)
+    path = Path(preview)
+    return path if path.is_file() else None

@@ -1,8 +1,8 @@
 """bpy operators under `t2i.`: thin layers that read settings, call the core, report."""
 
-from . import capture, generate
+from . import backend, capture, generate, history, outputs
 
-MODULES = (capture, generate)
+MODULES = (capture, generate, backend, outputs, history)
 
 
 def register() -> None:

@@ -168,3 +168,18 @@ def test_stop_cancels_and_reports_stopped(tmp_path, config):
     queue.stop()
     assert queue.status == Status.STOPPED and not queue.busy
     assert [u.kind for u in queue.poll()] == [UpdateKind.CANCELLED]
+
+
+def test_previews_come_as_a_path_or_as_base64_data(tmp_path):
+    from t2i_src.blender_t2i.job_queue import preview_file
+
+    image = png.write_png(tmp_path / "step.png", np.zeros((8, 8), np.uint8))
+    assert preview_file({"preview": str(image)}, tmp_path) == image
+    assert preview_file({"preview": {"path": str(image)}}, tmp_path) == image
+    encoded = __import__("base64").b64encode(image.read_bytes()).decode()
+    for value in (encoded, "data:image/png;base64," + encoded):
+        path = preview_file({"preview": value}, tmp_path / "scratch")
+        assert path.read_bytes() == image.read_bytes()
+    assert preview_file({"preview": str(tmp_path / "gone.png")}, tmp_path) is None
+    assert preview_file({"step": 1}, tmp_path) is None
+    assert preview_file({"preview": "not base64!"}, tmp_path) is None
