@@ -66,7 +66,7 @@ class T2IPreferences(bpy.types.AddonPreferences):
     def draw(self, context: bpy.types.Context) -> None:
         from .preferences_ui import draw_preferences  # keeps this module about data
 
-        draw_preferences(self, context)
+        draw_preferences(self, self.layout, context)
 
 
 def addon_preferences(context: bpy.types.Context | None = None) -> T2IPreferences:

@@ -15,8 +15,7 @@ class T2I_UL_model_folders(bpy.types.UIList):
         layout.prop(item, "path", text="", emboss=False, icon="FILE_FOLDER")
 
 
-def draw_preferences(prefs, context: bpy.types.Context) -> None:
-    layout = prefs.layout
+def draw_preferences(prefs, layout: bpy.types.UILayout, _context: bpy.types.Context) -> None:
     _draw_backend(prefs, layout)
     _draw_install(prefs, layout)
     _draw_models(prefs, layout)
