@@ -13,6 +13,19 @@ import bpy
 
 BLENDER_5 = bpy.app.version >= (5, 0, 0)
 
+# Path properties that accept "//" must say so from 4.5 on (else a warning on every set);
+# 4.2 has no such option and refuses it.
+BLEND_RELATIVE_PATH: set[str] = (
+    {"PATH_SUPPORTS_BLEND_RELATIVE"}
+    if "is_path_supports_blend_relative" in bpy.types.Property.bl_rna.properties else set())
+
+def use_material_nodes(material: bpy.types.Material) -> None:
+    """4.x materials can have nodes switched off; 5.x always uses them (`use_nodes` is
+    deprecated there and warns)."""
+    if not BLENDER_5:
+        material.use_nodes = True
+
+
 OVERLAY_IMAGE = "T2I Overlay Image"
 OVERLAY_SCALE = "T2I Overlay Scale"
 OVERLAY_MIX = "T2I Overlay Mix"

@@ -101,7 +101,7 @@ def projection_material(image: bpy.types.Image) -> bpy.types.Material:
     if material is not None:
         return material
     material = bpy.data.materials.new(name)
-    material.use_nodes = True
+    compat_outputs.use_material_nodes(material)
     nodes, links = material.node_tree.nodes, material.node_tree.links
     bsdf = next(node for node in nodes if node.type == "BSDF_PRINCIPLED")
     uv = nodes.new("ShaderNodeUVMap")
@@ -127,7 +127,7 @@ def use_as_texture(obj: bpy.types.Object | None, image: bpy.types.Image) -> bpy.
         material = bpy.data.materials.new(f"T2I {obj.name}")
         obj.data.materials.append(material)
         obj.active_material_index = len(obj.data.materials) - 1
-    material.use_nodes = True
+    compat_outputs.use_material_nodes(material)
     nodes, links = material.node_tree.nodes, material.node_tree.links
     texture = nodes.get(TEXTURE_NODE)
     if texture is None:

@@ -13,6 +13,7 @@ from bpy.props import (
 )
 
 from ..backend.presets import PRESETS, get_preset
+from .compat_outputs import BLEND_RELATIVE_PATH
 from .history import T2IHistoryItem
 
 _PRESET_ITEMS = [(p.name, p.label, p.description) for p in PRESETS]
@@ -59,7 +60,7 @@ class T2ISceneSettings(bpy.types.PropertyGroup):
                ("MATERIAL", "Active Material", "Use the result as an image texture in the "
                 "active object's material", "MATERIAL", 8)])
     output_dir: StringProperty(
-        name="Output Folder", default="//t2i/", subtype="DIR_PATH",
+        name="Output Folder", default="//t2i/", subtype="DIR_PATH", options=BLEND_RELATIVE_PATH,
         description="Where results and depth maps are saved ('//' = beside the .blend; an "
                     "unsaved file uses a temp folder and packs its images)")
     overlay_opacity: FloatProperty(
