@@ -236,6 +236,8 @@ class CommandRun:
         except OSError as exc:
             self._emit(log_file, f"!! could not run {command[0]}: {exc}")
             return -1
+        if self._cancelled:  # cancelled while it was being started
+            self._process.terminate()
         assert self._process.stdout is not None
         for line in self._process.stdout:
             self._emit(log_file, line.rstrip("\n"))

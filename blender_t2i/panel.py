@@ -12,6 +12,7 @@ from . import job_updates, results
 from .job_queue import JobQueue, Status, get_job_queue
 
 CATEGORY = "T2I"
+_SIMPLE_TYPES = {"BOOLEAN", "INT", "FLOAT", "STRING", "ENUM"}  # what `layout.prop` draws plainly
 
 STATUS_ICONS = {
     Status.STOPPED: "RADIOBUT_OFF", Status.STARTING: "SORTTIME", Status.LOADING: "SORTTIME",
@@ -138,7 +139,8 @@ class T2I_PT_depth(_T2IPanel, bpy.types.Panel):
             layout.use_property_split = True
             layout.use_property_decorate = False
             for prop in depth.bl_rna.properties:
-                if prop.identifier not in {"rna_type", "name"} and not prop.is_readonly:
+                if (prop.type in _SIMPLE_TYPES and not prop.is_readonly
+                        and prop.identifier not in {"rna_type", "name"}):
                     layout.prop(depth, prop.identifier)
         image = bpy.data.images.get(results.DEPTH_IMAGE)
         if image is not None:

@@ -86,10 +86,26 @@ def test_panels_draw_with_history_and_own_size(addon, scene, ui):
     assert "a stone floor" in item_layout.texts()
 
 
+class FakeDepthSettings(bpy.types.PropertyGroup):
+    encoding: bpy.props.EnumProperty(items=[("INVERSE", "Inverse", "")])
+    near: bpy.props.FloatProperty()
+    lock_range: bpy.props.BoolProperty()
+
+
 def test_the_depth_section_shows_depth_settings_when_the_add_on_has_them(scene, ui):
     add_camera(scene)
     layout = draw(ui.panel.T2I_PT_depth.draw)
     assert "t2i.capture_depth" in layout.operators()
+    settings_class = type(scene.t2i)
+    bpy.utils.register_class(FakeDepthSettings)
+    settings_class.depth = bpy.props.PointerProperty(type=FakeDepthSettings)
+    try:
+        drawn = [args[1] for name, args, _k in draw(ui.panel.T2I_PT_depth.draw).calls
+                 if name == "prop"]
+        assert drawn == ["encoding", "near", "lock_range"]
+    finally:
+        del settings_class.depth
+        bpy.utils.unregister_class(FakeDepthSettings)
 
 
 def test_preferences_draw_before_during_and_after_an_install_and_a_check(addon, tmp_path):
