@@ -7,6 +7,7 @@ A backend that exits is noticed (EOF on its stdout) and the next `get_client` st
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -105,10 +106,10 @@ class BackendClient:
                                  f"could not run '{python}': {exc}") from exc
         threading.Thread(target=self._read_events, args=(self._process,),
                          name="t2i-backend-reader", daemon=True).start()
-        try:
+        # A backend that dies at once breaks the pipe here; the reader thread then posts its
+        # exit, so callers learn of it one way (from `events`) whatever the timing.
+        with contextlib.suppress(BackendFailure):
             self.send({"type": protocol.HELLO})
-        except BackendFailure:
-            raise self.start_failure() from None
 
     def start_failure(self) -> BackendFailure:
         """The backend exited before `ready`: stop it and say why (the log's last line)."""
