@@ -11,8 +11,8 @@ import bpy
 from bpy.props import IntProperty
 
 from ..blender_t2i import job_updates
-from ..compositor import overlay
 from ..blender_t2i.outputs import OutputError
+from ..compositor import overlay
 
 
 def history_image(context: bpy.types.Context, index: int) -> bpy.types.Image:
