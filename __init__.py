@@ -9,10 +9,12 @@ from .blender_t2i import (
     panel,
     preferences,
     preferences_ui,
+    render_hooks,
     settings,
 )
 
-_MODULES = (preferences, preferences_ui, history, settings, operators, panel, job_updates)
+_MODULES = (preferences, preferences_ui, history, settings, operators, panel, job_updates,
+            render_hooks)
 
 
 def register() -> None:

@@ -163,6 +163,8 @@ class T2I_PT_output(_T2IPanel, bpy.types.Panel):
         layout.prop(settings, "output_dir")
         if settings.output_dir.startswith("//") and not bpy.data.filepath:
             layout.label(text="Unsaved file: results are packed into it", icon="INFO")
+        layout.prop(settings, "generate_after_render")
+        layout.operator("t2i.add_compositor_nodes", icon="NODE_COMPOSITING")
 
 
 class T2I_UL_history(bpy.types.UIList):

@@ -69,6 +69,10 @@ class T2ISceneSettings(bpy.types.PropertyGroup):
     overlay_opacity: FloatProperty(
         name="Overlay Opacity", default=1.0, min=0.0, max=1.0, subtype="FACTOR",
         description="Opacity of the camera background and compositor overlays")
+    generate_after_render: BoolProperty(
+        name="Generate After Render", default=False,
+        description="After each render (F12) finishes, generate with these settings and update "
+                    "the T2I Result image (never during the add-on's own renders or batch runs)")
     history: CollectionProperty(type=T2IHistoryItem)
     history_index: IntProperty(name="History", default=0, min=0)
 

@@ -17,6 +17,7 @@ scene/extension problem.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -93,8 +94,8 @@ def find_addon() -> ModuleType | None:
     import bpy
 
     def enabled() -> str | None:
-        return next((name for name in bpy.context.preferences.addons
-                     if name.rpartition(".")[2] == "blender_t2i"), None)
+        return next((addon.module for addon in bpy.context.preferences.addons
+                     if addon.module.rpartition(".")[2] == "blender_t2i"), None)
 
     name = enabled()
     if name is None and not bpy.context.preferences.addons.keys():
@@ -125,6 +126,8 @@ def main() -> int:
     if addon is None:
         return fail("the blender_t2i extension is not installed in this Blender: install its "
                     "zip (Preferences > Get Extensions > Install from Disk)")
+    for module in ("batch", "batch_plan", "client", "depth_control", "preferences"):
+        importlib.import_module(f"{addon.__name__}.blender_t2i.{module}")
     core = addon.blender_t2i
     plan, batch = core.batch_plan, core.batch
     scene = bpy.context.scene

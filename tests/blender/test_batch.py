@@ -78,7 +78,7 @@ def test_three_frames_give_three_results_and_a_manifest(tmp_path, backend):
 def test_a_killed_run_resumes_without_redoing_finished_frames(tmp_path, backend):
     blend = _animated_blend(tmp_path / "shot.blend")
     out = tmp_path / "out"
-    args = (str(blend), "--frames", "1-3", "--preset", "tiny-sd15-depth", "--steps", "60",
+    args = (str(blend), "--frames", "1-3", "--preset", "tiny-sd15-depth", "--steps", "20",
             "--size", "96x64", "--out", str(out))
     run = _batch(*args, wait=False)
     for line in run.stdout:
