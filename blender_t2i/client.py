@@ -7,6 +7,7 @@ A backend that exits is noticed (EOF on its stdout) and the next `get_client` st
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -24,7 +25,7 @@ from ..backend.protocol import HINTS, ErrorCode
 log = logging.getLogger("blender_t2i")
 
 EXTENSION_ROOT = Path(__file__).resolve().parent.parent
-_EXITED = "_exited"  # queue item the reader thread posts when the backend's stdout closes
+EXITED = "_exited"  # queue item the reader thread posts when the backend's stdout closes
 START_TIMEOUT_S = 300.0  # imports of torch + diffusers on a cold disk can take a while
 
 
@@ -45,6 +46,7 @@ class BackendConfig:
     python: str
     cache_dir: Path
     log_path: Path
+    env: tuple[tuple[str, str], ...] = ()  # extra environment, e.g. the HF cache to read
 
 
 class BackendClient:
@@ -57,6 +59,7 @@ class BackendClient:
         self.last_event: dict[str, Any] = {}  # the latest event of the job being waited for
         self._process: subprocess.Popen | None = None
         self._log: IO[bytes] | None = None
+        self._launched = 0.0
 
     @property
     def pid(self) -> int | None:
@@ -66,6 +69,19 @@ class BackendClient:
         return self._process is not None and self._process.poll() is None
 
     def start(self, timeout: float = START_TIMEOUT_S) -> None:
+        """Launch and wait for the backend's `ready` (blocking: background mode and scripts)."""
+        self.launch()
+        try:
+            event = self._next_event(timeout, waiting_for="the backend to start")
+        except BackendFailure as exc:
+            if exc.code != ErrorCode.BACKEND_CRASHED:
+                raise
+            raise self.start_failure() from None
+        self.accept_ready(event)
+
+    def launch(self) -> None:
+        """Spawn the backend and say hello without waiting: its `ready` (or exit) arrives on
+        `events`; pass it to `accept_ready`. Takes milliseconds, so the UI can call it."""
         python = self.config.python
         if not python:
             raise BackendFailure(ErrorCode.BACKEND_NOT_CONFIGURED, "no backend Python is set")
@@ -76,27 +92,35 @@ class BackendClient:
         self.config.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.config.log_path, "ab")  # noqa: SIM115 (lives as long as the process)
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-        started = time.perf_counter()
+        env.update(self.config.env)
+        self._launched = time.perf_counter()
         try:
             self._process = subprocess.Popen(
                 [python, "-m", "backend", "--cache-dir", str(self.config.cache_dir)],
                 cwd=EXTENSION_ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=self._log, bufsize=0)
         except OSError as exc:
+            self._log.close()
+            self._log = None
             raise BackendFailure(ErrorCode.BACKEND_START_FAILED,
                                  f"could not run '{python}': {exc}") from exc
         threading.Thread(target=self._read_events, args=(self._process,),
                          name="t2i-backend-reader", daemon=True).start()
-        try:
+        # A backend that dies at once breaks the pipe here; the reader thread then posts its
+        # exit, so callers learn of it one way (from `events`) whatever the timing.
+        with contextlib.suppress(BackendFailure):
             self.send({"type": protocol.HELLO})
-            event = self._next_event(timeout, waiting_for="the backend to start")
-        except BackendFailure as exc:
-            if exc.code != ErrorCode.BACKEND_CRASHED:
-                raise
+
+    def start_failure(self) -> BackendFailure:
+        """The backend exited before `ready`: stop it and say why (the log's last line)."""
+        if self._process is not None:
             self._process.wait()  # its log is complete once it has exited
-            self.stop()
-            raise BackendFailure(ErrorCode.BACKEND_START_FAILED,
-                                 f"the backend exited while starting: {self.log_tail()}") from None
+        self.stop()
+        return BackendFailure(ErrorCode.BACKEND_START_FAILED,
+                              f"the backend exited while starting: {self.log_tail()}")
+
+    def accept_ready(self, event: dict[str, Any]) -> None:
+        """Check the backend's answer to hello; raises BackendFailure (and stops it) if wrong."""
         if event["type"] != protocol.READY:
             self.stop()
             raise BackendFailure(ErrorCode.BACKEND_START_FAILED,
@@ -108,7 +132,7 @@ class BackendClient:
                                  f"protocol {protocol.PROTOCOL_VERSION}",
                                  HINTS[ErrorCode.UNKNOWN_REQUEST])
         self.ready = event
-        self.start_seconds = time.perf_counter() - started
+        self.start_seconds = time.perf_counter() - self._launched
         log.info("backend %s ready in %.1f s", self.pid, self.start_seconds)
 
     def log_tail(self, lines: int = 1) -> str:
@@ -127,7 +151,7 @@ class BackendClient:
                 self.events.put(protocol.decode(raw.decode("utf-8")))
             except (protocol.ProtocolError, UnicodeDecodeError):
                 log.error("backend sent a malformed line: %r", raw[:200])
-        self.events.put({"type": _EXITED, "returncode": process.wait()})
+        self.events.put({"type": EXITED, "returncode": process.wait()})
 
     def send(self, message: dict[str, Any]) -> None:
         if self._process is None or self._process.stdin is None:
@@ -141,6 +165,12 @@ class BackendClient:
         if message.get("type") == protocol.GENERATE:
             self.jobs_sent += 1
 
+    def crash_failure(self, returncode: int) -> BackendFailure:
+        return BackendFailure(
+            ErrorCode.BACKEND_CRASHED,
+            f"the backend stopped unexpectedly (exit status {returncode}); "
+            f"its log is {self.config.log_path}")
+
     def _next_event(self, timeout: float | None, waiting_for: str) -> dict[str, Any]:
         try:
             event = self.events.get(timeout=timeout)
@@ -149,11 +179,8 @@ class BackendClient:
             raise BackendFailure(ErrorCode.BACKEND_TIMEOUT,
                                  f"timed out after {timeout:.0f} s waiting for {waiting_for}") \
                 from None
-        if event["type"] == _EXITED:
-            raise BackendFailure(
-                ErrorCode.BACKEND_CRASHED,
-                f"the backend stopped unexpectedly (exit status {event['returncode']}); "
-                f"its log is {self.config.log_path}")
+        if event["type"] == EXITED:
+            raise self.crash_failure(event["returncode"])
         return event
 
     def wait_for(self, job_id: str, on_event: Callable[[dict[str, Any]], None] | None = None,
@@ -215,6 +242,23 @@ def get_client(config: BackendConfig) -> BackendClient:
         client.start()
         _client = client
     return _client
+
+
+def current_client() -> BackendClient | None:
+    return _client
+
+
+def launch_client(config: BackendConfig) -> BackendClient:
+    """Like `get_client` but without waiting for `ready`: a running backend with the same
+    config is reused; otherwise a fresh one is launched (see BackendClient.launch)."""
+    global _client
+    if _client is not None and _client.config == config and _client.alive():
+        return _client
+    shutdown_client()
+    client = BackendClient(config)
+    client.launch()
+    _client = client
+    return client
 
 
 def shutdown_client() -> None:

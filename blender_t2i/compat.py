@@ -166,3 +166,70 @@ def remove_preview_compositor(scene: bpy.types.Scene, state: dict) -> None:
             if socket is not None:
                 tree.links.new(socket, composite.inputs["Image"])
     scene.use_nodes = state.get("use_nodes", False)
+
+
+# --- result outputs: paths, materials, the scene compositor's output ---
+
+# Path properties that accept "//" must say so from 4.5 on (else a warning on every set);
+# 4.2 has no such option and refuses it.
+BLEND_RELATIVE_PATH: set[str] = (
+    {"PATH_SUPPORTS_BLEND_RELATIVE"}
+    if "is_path_supports_blend_relative" in bpy.types.Property.bl_rna.properties else set())
+
+def use_material_nodes(material: bpy.types.Material) -> None:
+    """4.x materials can have nodes switched off; 5.x always uses them (`use_nodes` is
+    deprecated there and warns)."""
+    if not BLENDER_5:
+        material.use_nodes = True
+
+
+def scene_compositor(scene: bpy.types.Scene) -> bpy.types.NodeTree:
+    """The scene's compositor tree, created with Render Layers -> output when there is none."""
+    if BLENDER_5:
+        tree = scene.compositing_node_group
+        if tree is None:
+            tree = bpy.data.node_groups.new("Compositing", "CompositorNodeTree")
+            tree.interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
+            layers = tree.nodes.new("CompositorNodeRLayers")
+            output = tree.nodes.new("NodeGroupOutput")
+            output.location = (400, 0)
+            tree.links.new(layers.outputs["Image"], output.inputs[0])
+            scene.compositing_node_group = tree
+        return tree
+    scene.use_nodes = True  # creates Render Layers -> Composite in an empty tree
+    tree = scene.node_tree
+    if output_node(tree) is None:
+        layers = next((n for n in tree.nodes if n.bl_idname == "CompositorNodeRLayers"), None) \
+            or tree.nodes.new("CompositorNodeRLayers")
+        output = tree.nodes.new("CompositorNodeComposite")
+        output.location = (400, 0)
+        tree.links.new(layers.outputs["Image"], output.inputs["Image"])
+    return tree
+
+
+def output_node(tree: bpy.types.NodeTree) -> bpy.types.Node | None:
+    kind = "NodeGroupOutput" if BLENDER_5 else "CompositorNodeComposite"
+    outputs = [node for node in tree.nodes if node.bl_idname == kind]
+    active = [node for node in outputs if getattr(node, "is_active_output", False)]
+    return (active or outputs or [None])[0]
+
+
+def alpha_over_sockets(node: bpy.types.Node) -> tuple:
+    """(factor, background, foreground) inputs of an Alpha Over node."""
+    if BLENDER_5:
+        return node.inputs["Factor"], node.inputs["Background"], node.inputs["Foreground"]
+    return node.inputs[0], node.inputs[1], node.inputs[2]
+
+
+def stretch_to_render_size(node: bpy.types.Node) -> None:
+    if BLENDER_5:
+        node.inputs["Type"].default_value = "Render Size"
+        node.inputs["Frame Type"].default_value = "Stretch"
+    else:
+        node.space = "RENDER_SIZE"
+        node.frame_method = "STRETCH"
+
+
+def existing_scene_compositor(scene: bpy.types.Scene) -> bpy.types.NodeTree | None:
+    """The scene's compositor tree if it has one (creates nothing)."""
+    return scene.compositing_node_group if BLENDER_5 else scene.node_tree

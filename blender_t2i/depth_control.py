@@ -19,6 +19,7 @@ import numpy as np
 from ..compositor import encode, exr
 from ..compositor.capture import CaptureError, DepthCapture, capture_depth
 from . import png
+from .render_hooks import own_renders
 
 # The locked range is computed at this size at most: percentiles barely move with resolution.
 LOCK_MAX_SIDE = 256
@@ -61,9 +62,10 @@ class DepthOptions:
 def capture(scene: bpy.types.Scene, size: tuple[int, int], options: DepthOptions,
             context: bpy.types.Context | None = None) -> DepthCapture:
     """capture_depth with the user's path/engine/limit, refusing a view that shows nothing."""
-    depth = capture_depth(scene, *size, path=options.capture_path,
-                          engine=options.capture_engine, max_side=options.max_side,
-                          context=context)
+    with own_renders():  # our render must not trigger "generate after render"
+        depth = capture_depth(scene, *size, path=options.capture_path,
+                              engine=options.capture_engine, max_side=options.max_side,
+                              context=context)
     if depth.background.all():
         raise CaptureError(f"camera '{depth.camera}' sees nothing within its clip range "
                            f"({depth.clip_start:g}-{depth.clip_end:g} m): aim it at the scene")

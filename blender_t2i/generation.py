@@ -15,7 +15,7 @@ import bpy
 
 from ..backend.presets import Preset, get_preset
 from . import jobs
-from .depth_control import ControlImage, make_control_image
+from .depth_control import ControlImage, DepthOptions, make_control_image
 from .png import write_bytes_atomic
 
 
@@ -40,13 +40,15 @@ def preset_and_size(scene: bpy.types.Scene) -> tuple[Preset, tuple[int, int]]:
 
 
 def prepare_job(scene: bpy.types.Scene, folder: Path, stem: str | None = None,
-                seed: int | None = None, prompt: str | None = None) -> PreparedJob:
-    """Capture the depth and build the request from the scene's settings (with overrides)."""
+                seed: int | None = None, prompt: str | None = None,
+                depth_options: DepthOptions | None = None) -> PreparedJob:
+    """Capture the depth and build the request from the scene's settings (with overrides;
+    `depth_options` defaults to the scene's depth settings)."""
     settings = scene.t2i
     seed = settings.seed if seed is None else seed
     preset, size = preset_and_size(scene)
     stem = stem or jobs.new_job_stem(preset, seed)
-    control = make_control_image(scene, size, folder, stem)
+    control = make_control_image(scene, size, folder, stem, depth_options)
     request = jobs.generate_request(
         stem, preset, settings.prompt if prompt is None else prompt, settings.negative_prompt,
         seed, settings.steps, settings.guidance, settings.control_strength, size,

@@ -1,18 +1,42 @@
-"""Add-on preferences: where the backend's Python is, where its log and model cache live."""
+"""Add-on preferences: the backend's Python (and installing one), model folders, defaults."""
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import bpy
-from bpy.props import StringProperty
+from bpy.props import CollectionProperty, EnumProperty, IntProperty, StringProperty
 
+from ..backend.protocol import MEMORY_MODES
+from . import backend_install
 from .client import BackendConfig
 
 # The extension's package (bl_ext.<repo>.blender_t2i): preferences are registered under it.
 ADDON_ID = __package__.rpartition(".")[0]
 BACKEND_PYTHON_ENV = "T2I_BACKEND_PYTHON"
+MODEL_FOLDERS_ENV = "T2I_MODEL_FOLDERS"  # os.pathsep-separated, for the backend to search
+MANAGED_VENV = "backend-venv"
+
+_DEVICES = [("auto", "Automatic", "The first GPU, else the CPU"),
+            ("cuda", "CUDA", "NVIDIA GPU"), ("mps", "Metal", "Apple GPU"),
+            ("cpu", "CPU", "Slow, but works everywhere")]
+_MEMORY_DESCRIPTIONS = {
+    "auto": "Pick by the model's size and the GPU's memory",
+    "full": "Everything on the GPU: fastest, needs the most memory",
+    "model_offload": "Move each model part to the GPU only while it runs",
+    "group_offload": "Stream layer groups to the GPU: slow, fits big models in little memory",
+    "fp8": "Store weights in 8-bit float: about half the memory, slightly lower quality",
+}
+_MEMORY_MODES = [(mode, mode.replace("_", " ").title(), _MEMORY_DESCRIPTIONS.get(mode, ""))
+                 for mode in MEMORY_MODES]
+
+
+class T2IModelFolder(bpy.types.PropertyGroup):
+    path: StringProperty(name="Folder", subtype="DIR_PATH",
+                         description="A folder of models (A1111 models/Stable-diffusion, "
+                                     "ComfyUI models/checkpoints or controlnet, ...)")
 
 
 class T2IPreferences(bpy.types.AddonPreferences):
@@ -21,12 +45,33 @@ class T2IPreferences(bpy.types.AddonPreferences):
     backend_python: StringProperty(
         name="Backend Python", subtype="FILE_PATH",
         description="A Python interpreter with torch and diffusers that runs the generator "
-                    f"(empty: the {BACKEND_PYTHON_ENV} environment variable)")
+                    f"(empty: the {BACKEND_PYTHON_ENV} environment variable, else the backend "
+                    "environment Install Backend creates)")
+    torch_flavour: EnumProperty(
+        name="Torch", default="cpu" if sys.platform == "darwin" else "cuda",
+        items=[("cuda", "CUDA (NVIDIA)", "torch built for CUDA 12.8 from PyTorch's index"),
+               ("cpu", "CPU / Apple", "torch from PyPI (CPU; Metal on Apple silicon)")],
+        description="Which torch build Install Backend installs")
+    wheel_folder: StringProperty(
+        name="Wheel Folder", subtype="DIR_PATH",
+        description="Install from this folder of wheels instead of the internet (offline)")
+    hf_cache: StringProperty(
+        name="Hugging Face Cache", subtype="DIR_PATH",
+        description="Where downloaded models live (empty: the default, ~/.cache/huggingface)")
+    model_folders: CollectionProperty(type=T2IModelFolder)
+    model_folder_index: IntProperty()
+    device: EnumProperty(name="Device", items=_DEVICES, default="auto")
+    memory_mode: EnumProperty(name="Memory", items=_MEMORY_MODES, default="auto")
 
-    def draw(self, _context: bpy.types.Context) -> None:
-        layout = self.layout
-        layout.prop(self, "backend_python")
-        layout.label(text=f"Backend log: {user_path('logs') / 'backend.log'}")
+    def draw(self, context: bpy.types.Context) -> None:
+        from .preferences_ui import draw_preferences  # keeps this module about data
+
+        draw_preferences(self, self.layout, context)
+
+
+def addon_preferences(context: bpy.types.Context | None = None) -> T2IPreferences:
+    context = context or bpy.context
+    return context.preferences.addons[ADDON_ID].preferences
 
 
 def user_path(sub: str) -> Path:
@@ -34,17 +79,43 @@ def user_path(sub: str) -> Path:
     return Path(bpy.utils.extension_path_user(ADDON_ID, path=sub, create=True))
 
 
+def managed_venv() -> Path:
+    """The backend environment Install Backend creates by default."""
+    return user_path(MANAGED_VENV)
+
+
+def resolve_backend_python(prefs: T2IPreferences) -> tuple[str, str]:
+    """(interpreter, where the setting came from): the preference, the environment variable,
+    or the installed backend environment; ("", "") when none is set up."""
+    if prefs.backend_python:
+        return bpy.path.abspath(prefs.backend_python), "preferences"
+    if os.environ.get(BACKEND_PYTHON_ENV):
+        return os.environ[BACKEND_PYTHON_ENV], BACKEND_PYTHON_ENV
+    managed = backend_install.venv_python(
+        Path(bpy.utils.extension_path_user(ADDON_ID, path=MANAGED_VENV, create=False)))
+    if managed.exists():
+        return str(managed), "installed backend"
+    return "", ""
+
+
 def backend_config(context: bpy.types.Context) -> BackendConfig:
-    prefs = context.preferences.addons[ADDON_ID].preferences
-    python = bpy.path.abspath(prefs.backend_python) if prefs.backend_python else \
-        os.environ.get(BACKEND_PYTHON_ENV, "")
+    prefs = addon_preferences(context)
+    python, _source = resolve_backend_python(prefs)
+    env: list[tuple[str, str]] = []
+    if prefs.hf_cache:
+        env.append(("HF_HUB_CACHE", bpy.path.abspath(prefs.hf_cache)))
+    folders = [bpy.path.abspath(item.path) for item in prefs.model_folders if item.path]
+    if folders:
+        env.append((MODEL_FOLDERS_ENV, os.pathsep.join(folders)))
     return BackendConfig(python=python, cache_dir=user_path("models"),
-                         log_path=user_path("logs") / "backend.log")
+                         log_path=user_path("logs") / "backend.log", env=tuple(env))
 
 
 def register() -> None:
+    bpy.utils.register_class(T2IModelFolder)
     bpy.utils.register_class(T2IPreferences)
 
 
 def unregister() -> None:
     bpy.utils.unregister_class(T2IPreferences)
+    bpy.utils.unregister_class(T2IModelFolder)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bpy
 from bpy.props import (
     BoolProperty,
+    CollectionProperty,
     EnumProperty,
     FloatProperty,
     IntProperty,
@@ -14,6 +15,8 @@ from bpy.props import (
 
 from ..backend.presets import PRESETS, get_preset
 from . import depth_settings
+from .compat import BLEND_RELATIVE_PATH
+from .history import T2IHistoryItem
 
 _PRESET_ITEMS = [(p.name, p.label, p.description) for p in PRESETS]
 
@@ -44,6 +47,34 @@ class T2ISceneSettings(bpy.types.PropertyGroup):
     width: IntProperty(name="Width", default=512, min=0, max=8192, subtype="PIXEL")
     height: IntProperty(name="Height", default=512, min=0, max=8192, subtype="PIXEL")
     depth: PointerProperty(type=depth_settings.T2IDepthSettings)
+    # --- the panel's workflow (issue #5) ---
+    use_random_seed: BoolProperty(
+        name="Random Seed", default=False,
+        description="Pick a new seed for every job (the history keeps the one used)")
+    output_targets: EnumProperty(
+        name="Outputs", options={"ENUM_FLAG"}, default=set(),
+        description="Where each result goes besides its own image datablock",
+        items=[("CAMERA_BACKGROUND", "Camera Background", "Show the result as the active "
+                "camera's background image (lines up with the camera view)", "CAMERA_DATA", 1),
+               ("COMPOSITOR", "Compositor Overlay", "An Image node mixed over the render in "
+                "the compositor (the user's nodes are kept)", "NODE_COMPOSITING", 2),
+               ("PROJECTION", "Project on Selected", "Project the result from the camera onto "
+                "the selected meshes (UV map + material)", "MOD_UVPROJECT", 4),
+               ("MATERIAL", "Active Material", "Use the result as an image texture in the "
+                "active object's material", "MATERIAL", 8)])
+    output_dir: StringProperty(
+        name="Output Folder", default="//t2i/", subtype="DIR_PATH", options=BLEND_RELATIVE_PATH,
+        description="Where results and depth maps are saved ('//' = beside the .blend; an "
+                    "unsaved file uses a temp folder and packs its images)")
+    overlay_opacity: FloatProperty(
+        name="Overlay Opacity", default=1.0, min=0.0, max=1.0, subtype="FACTOR",
+        description="Opacity of the camera background and compositor overlays")
+    generate_after_render: BoolProperty(
+        name="Generate After Render", default=False,
+        description="After each render (F12) finishes, generate with these settings and update "
+                    "the T2I Result image (never during the add-on's own renders or batch runs)")
+    history: CollectionProperty(type=T2IHistoryItem)
+    history_index: IntProperty(name="History", default=0, min=0)
 
 
 def register() -> None:

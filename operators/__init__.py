@@ -1,8 +1,8 @@
 """bpy operators under `t2i.`: thin layers that read settings, call the core, report."""
 
-from . import capture, depth_preview, generate
+from . import backend, capture, compositor_nodes, depth_preview, generate, history, outputs
 
-MODULES = (capture, depth_preview, generate)
+MODULES = (capture, depth_preview, generate, backend, outputs, history, compositor_nodes)
 
 
 def register() -> None:

@@ -1,52 +1,138 @@
-"""`t2i.generate`: capture depth, run the job on the backend, show the result as "T2I Result".
+"""`t2i.generate`: capture depth, queue the job, and show the result (image "T2I Result" plus a
+datablock per result, history and the chosen outputs).
 
-This version waits for the backend (fine in background mode and batch scripts); the UI's
-non-blocking modal variant builds on the same pieces.
+In the UI it is modal: the depth capture happens when the user clicks (it is the scene at that
+moment), then a window timer steps the job queue, which never waits on the backend. Esc or
+`t2i.cancel_generate` stops the job after its current step. Clicking Generate while a job runs
+queues another. In background mode (batch scripts, tests) there is no event loop, so `execute`
+waits for the job and returns when it is done, as before.
 """
 
 from __future__ import annotations
 
+import random
+
 import bpy
 
-from ..blender_t2i import generation, results
-from ..blender_t2i.client import BackendFailure, get_client
+from ..blender_t2i import job_updates
+from ..blender_t2i.client import BackendFailure
+from ..blender_t2i.job_queue import UpdateKind, get_job_queue
 from ..blender_t2i.preferences import backend_config
 from ..compositor.capture import CaptureError
 
+TIMER_INTERVAL_S = 0.05
+
+
+def _submit(operator: bpy.types.Operator, context: bpy.types.Context) -> object | None:
+    """Prepare and queue a job; None (after reporting why) if it cannot be."""
+    try:
+        job = job_updates.prepare(context)
+        get_job_queue().submit(job, backend_config(context))
+    except (CaptureError, ValueError, KeyError) as exc:
+        operator.report({"ERROR"}, str(exc).strip("'\""))
+        return None
+    except BackendFailure as exc:
+        operator.report({"ERROR"}, exc.report())
+        return None
+    return job
+
 
 class T2I_OT_generate(bpy.types.Operator):
-    """Generate an image from the camera's depth with the chosen model (image "T2I Result")"""
+    """Generate an image from the camera's depth with the chosen model (image "T2I Result").
+    While a job runs, this queues another"""
 
     bl_idname = "t2i.generate"
     bl_label = "Generate"
     bl_options = {"REGISTER"}
 
+    _timer = None
+
     def execute(self, context: bpy.types.Context) -> set[str]:
-        try:
-            job = generation.prepare_job(context.scene, results.output_folder())
-            results.show_image(results.DEPTH_IMAGE, job.control.path)
-            client = get_client(backend_config(context))
-            # the start-up cost belongs to the first job of a fresh backend only
-            start_seconds = client.start_seconds if client.jobs_sent == 0 else 0.0
-            client.send(job.request)
-            result = client.wait_for(job.stem)
-        except (CaptureError, ValueError) as exc:
-            self.report({"ERROR"}, str(exc))
+        """Blocking: background mode and scripts."""
+        job = _submit(self, context)
+        if job is None:
             return {"CANCELLED"}
-        except BackendFailure as exc:
-            self.report({"ERROR"}, exc.report())
+        jobs = get_job_queue()
+        while True:
+            updates = jobs.poll(timeout=0.25)
+            mine = [u for u in updates if u.job is job and u.kind != UpdateKind.PROGRESS]
+            reports = job_updates.apply_updates(context, updates)
+            for level, message in reports:
+                self.report({level}, message)
+            if mine:
+                return {"FINISHED"} if mine[-1].kind == UpdateKind.RESULT else {"CANCELLED"}
+
+    def invoke(self, context: bpy.types.Context, _event: bpy.types.Event) -> set[str]:
+        if bpy.app.background or context.window is None:
+            return self.execute(context)
+        jobs = get_job_queue()
+        already_running = jobs.busy and job_updates.modal_is_driving()
+        if _submit(self, context) is None:
             return {"CANCELLED"}
-        image = results.show_image(results.RESULT_IMAGE, result["paths"][0])
-        record = generation.record_result(job, result, start_seconds)
-        width, height = job.size
-        self.report({"INFO"}, f"Generated '{image.name}' {width}x{height} seed {record['seed']} "
-                              f"in {record['timings'].get('total', 0):.1f} s")
+        if already_running:
+            self.report({"INFO"}, f"Queued ({len(jobs.pending)} waiting)")
+            return {"FINISHED"}
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(TIMER_INTERVAL_S, window=context.window)
+        wm.modal_handler_add(self)
+        job_updates.tick(context, from_modal=True)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        jobs = get_job_queue()
+        if event.type == "ESC" and event.value == "PRESS" and jobs.busy:
+            jobs.cancel()
+            return {"RUNNING_MODAL"}
+        if event.type != "TIMER" or event.timer is not self._timer:
+            return {"PASS_THROUGH"}
+        failed = False
+        for level, message in job_updates.tick(context, from_modal=True):
+            self.report({level}, message)
+            failed = failed or level == "ERROR"
+        if jobs.active:
+            return {"PASS_THROUGH"}
+        context.window_manager.event_timer_remove(self._timer)
+        job_updates.tag_redraw()
+        return {"CANCELLED"} if failed else {"FINISHED"}
+
+
+class T2I_OT_cancel_generate(bpy.types.Operator):
+    """Stop the running job after its current step and drop the waiting ones"""
+
+    bl_idname = "t2i.cancel_generate"
+    bl_label = "Cancel"
+    bl_options = {"REGISTER"}
+
+    def execute(self, _context: bpy.types.Context) -> set[str]:
+        jobs = get_job_queue()
+        if not jobs.busy:
+            self.report({"INFO"}, "Nothing to cancel")
+            return {"CANCELLED"}
+        jobs.cancel()
+        job_updates.ensure_app_timer()  # collects the cancellation if no modal runs
         return {"FINISHED"}
 
 
+class T2I_OT_randomize_seed(bpy.types.Operator):
+    """Pick a new random seed"""
+
+    bl_idname = "t2i.randomize_seed"
+    bl_label = "Randomize Seed"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        context.scene.t2i.seed = random.randrange(2**31)
+        return {"FINISHED"}
+
+
+CLASSES = (T2I_OT_generate, T2I_OT_cancel_generate, T2I_OT_randomize_seed)
+
+
 def register() -> None:
-    bpy.utils.register_class(T2I_OT_generate)
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
 
 
 def unregister() -> None:
-    bpy.utils.unregister_class(T2I_OT_generate)
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,90 @@
+"""Batch throughput: does capturing frame N+1 while frame N generates pay off?
+
+Runs in one Blender (the bpy module) with a warm backend and the tiny model:
+  single  = the mean time of one frame done alone (capture, then generate, then record)
+  batch   = the wall time of batch.run over N frames (captures overlap generation)
+and prints batch / (N x single). Below 1.0 means the overlap saves time. Both use the same
+depth range policy (auto), size and steps, measured in the same run.
+
+    .venv/bin/python bench/batch_throughput.py [--frames 8] [--size 512x384] [--steps 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--size", default="512x384")
+    parser.add_argument("--steps", type=int, default=4)
+    args = parser.parse_args()
+    scratch = Path(tempfile.mkdtemp(prefix="t2i-bench-"))
+    os.environ["BLENDER_USER_RESOURCES"] = str(scratch / "user")
+    sys.path.insert(0, str(ROOT))
+    import bpy
+
+    from devtools import extension, scenes
+
+    module = extension.install(extension.build(scratch / "dist"))
+    core = sys.modules[module].blender_t2i
+    try:
+        bpy.ops.wm.read_homefile(use_empty=True)
+        scene = scenes.demo_scene(bpy.context.scene)
+        scene.frame_start, scene.frame_end = 1, args.frames
+        near = bpy.data.objects["Near"]
+        for frame, x in ((1, -1.5), (args.frames, 1.5)):
+            near.location.x = x
+            near.keyframe_insert("location", index=0, frame=frame)
+        width, height = core.batch_plan.parse_size(args.size)
+        config = core.client.BackendConfig(python=sys.executable,
+                                           cache_dir=scratch / "models",
+                                           log_path=scratch / "backend.log")
+        options = core.batch.BatchOptions(
+            frames=list(range(1, args.frames + 1)),
+            out=core.batch_plan.OutputPattern.parse(str(scratch / "batch")), backend=config,
+            preset="tiny-sd15-depth", steps=args.steps, size=(width, height),
+            depth_range="auto", prompt="stone blocks")
+        core.batch.apply_options(scene, options)
+        depth = core.batch.depth_options(scene, options)
+        client = core.client.get_client(config)
+
+        def one_frame(frame: int, folder: Path) -> float:
+            started = time.perf_counter()
+            scene.frame_set(frame)
+            job = core.generation.prepare_job(scene, folder, stem=f"f{frame}",
+                                              depth_options=depth)
+            client.send(job.request)
+            core.generation.record_result(job, client.wait_for(job.stem))
+            return time.perf_counter() - started
+
+        one_frame(1, scratch / "warm")  # load the model, compile shaders
+        singles = [one_frame(f, scratch / "single") for f in range(1, args.frames + 1)]
+        single = statistics.mean(singles)
+        started = time.perf_counter()
+        core.batch.run(scene, options, say=lambda line: None)
+        batch = time.perf_counter() - started
+    finally:
+        core.client.shutdown_client()
+        shutil.rmtree(scratch, ignore_errors=True)
+    ratio = batch / (args.frames * single)
+    print(f"frames {args.frames} at {width}x{height}, {args.steps} steps, tiny-sd15-depth")
+    print(f"single frame (mean of {len(singles)}): {single:.3f} s")
+    print(f"batch of {args.frames}: {batch:.3f} s ({batch / args.frames:.3f} s/frame)")
+    print(f"batch / (frames x single) = {ratio:.3f}  (goal < 1.0)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""Batch runs over frames (scripts/t2i_batch.py drives this inside Blender).
+
+Frame N+1's depth is captured while the backend generates frame N: the backend queues jobs, so
+the loop sends a frame's job and only then waits for the previous one. Each finished frame is
+added to the manifest at once; a crashed backend is restarted and its unfinished frames sent
+again, each frame at most `retries` more times.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import bpy
+
+from ..backend.presets import get_preset
+from . import batch_plan, generation
+from .batch_plan import Manifest, OutputPattern, PlanError
+from .client import BackendClient, BackendConfig, BackendFailure, get_client
+from .depth_control import DepthOptions, lock_depth_range
+
+log = logging.getLogger("blender_t2i")
+
+
+@dataclass
+class BatchOptions:
+    frames: list[int]
+    out: OutputPattern
+    backend: BackendConfig
+    prompt: str | None = None
+    negative: str | None = None
+    prompts: dict[int, str] = field(default_factory=dict)
+    preset: str | None = None
+    model: dict[str, Any] | None = None  # a full model spec, overriding the preset's weights
+    seed: int | None = None
+    seed_mode: str = "fixed"
+    steps: int | None = None
+    guidance: float | None = None
+    strength: float | None = None
+    size: tuple[int, int] | None = None
+    depth_range: str = "locked"
+    near_far: tuple[float, float] | None = None
+    init: str | None = None
+    resume: bool = False
+    dry_run: bool = False
+    retries: int = 1
+
+
+class BatchFailed(Exception):
+    """The run could not finish every frame; the message says which and why."""
+
+
+def apply_options(scene: bpy.types.Scene, options: BatchOptions) -> None:
+    """Put the command-line settings into scene.t2i (in memory: the .blend is never saved)."""
+    settings = scene.t2i
+    if options.preset is not None:
+        get_preset(options.preset)  # KeyError names the known presets
+        settings.model_preset = options.preset  # also sets the preset's recommended values
+    for name, value in (("prompt", options.prompt), ("negative_prompt", options.negative),
+                        ("seed", options.seed), ("steps", options.steps),
+                        ("guidance", options.guidance),
+                        ("control_strength", options.strength)):
+        if value is not None:
+            setattr(settings, name, value)
+    if options.size is not None:
+        settings.use_render_size = False
+        settings.width, settings.height = options.size
+
+
+def depth_options(scene: bpy.types.Scene, options: BatchOptions) -> DepthOptions:
+    base = DepthOptions.from_scene(scene)
+    policy = options.depth_range.upper()
+    manual = options.near_far or base.manual
+    return DepthOptions(capture_path=base.capture_path, capture_engine=base.capture_engine,
+                        encoding=base.encoding, range_policy=policy, manual=manual,
+                        locked=base.locked, max_side=base.max_side)
+
+
+def run_settings(scene: bpy.types.Scene, options: BatchOptions,
+                 depth: DepthOptions) -> dict[str, Any]:
+    """What the manifest records of the run (and what `--resume` compares)."""
+    settings = scene.t2i
+    preset, size = generation.preset_and_size(scene)
+    return {
+        "blend": bpy.data.filepath, "scene": scene.name, "frames": options.frames,
+        "model": options.model or preset.model_spec(), "prompt": settings.prompt,
+        "prompts": {str(k): v for k, v in sorted(options.prompts.items())},
+        "negative_prompt": settings.negative_prompt, "steps": settings.steps,
+        "guidance": round(settings.guidance, 6),
+        "strength": round(settings.control_strength, 6), "size": list(size),
+        "seed": settings.seed, "seed_mode": options.seed_mode,
+        "depth_range": {"policy": depth.range_policy.lower(),
+                        "range": list(depth.locked or depth.manual)
+                        if depth.range_policy in ("LOCKED", "MANUAL") else None},
+        "encoding": depth.encoding.lower(), "init": options.init,
+    }
+
+
+@dataclass
+class _InFlight:
+    frame: int
+    job: generation.PreparedJob
+    sent_at: float
+    tries: int = 1
+
+
+def run(scene: bpy.types.Scene, options: BatchOptions,
+        say: Callable[[str], None] = lambda line: print(line, flush=True)) -> int:
+    """Run the batch; returns the number of frames generated (raises BatchFailed/PlanError)."""
+    if scene.camera is None:
+        raise PlanError("the scene has no active camera: set one (Scene > Camera) and save")
+    apply_options(scene, options)
+    depth = depth_options(scene, options)
+    preset, size = generation.preset_and_size(scene)
+    if depth.range_policy == "LOCKED" and not options.dry_run:
+        started = time.perf_counter()
+        locked = lock_depth_range(scene, size, options.frames, depth)
+        depth = DepthOptions(**{**depth.__dict__, "locked": (locked.near, locked.far)})
+        say(f"depth range locked over {len(options.frames)} frames: {locked.near:.4g}-"
+            f"{locked.far:.4g} m ({time.perf_counter() - started:.1f} s)")
+    settings = run_settings(scene, options, depth)
+    folder = options.out.folder
+    manifest = Manifest.resume(folder, settings) if options.resume else Manifest(folder, settings)
+    todo = [f for f in options.frames if not (options.resume and manifest.is_done(f))]
+    skipped = len(options.frames) - len(todo)
+    say(f"{len(options.frames)} frames, {len(todo)} to generate"
+        + (f" ({skipped} already done)" if skipped else "") + f", {preset.name} at "
+        f"{size[0]}x{size[1]} -> {folder}")
+    if options.dry_run:
+        for frame in todo:
+            say(f"  frame {frame}: {options.out.stem(frame)}.png seed "
+                f"{batch_plan.frame_seed(scene.t2i.seed, frame, options.seed_mode)} prompt "
+                f"{batch_plan.prompt_for(frame, options.prompts, scene.t2i.prompt)!r}")
+        return 0
+    if not todo:
+        return 0
+    folder.mkdir(parents=True, exist_ok=True)
+    return _generate_frames(scene, options, depth, manifest, todo, say)
+
+
+def _generate_frames(scene: bpy.types.Scene, options: BatchOptions, depth: DepthOptions,
+                     manifest: Manifest, todo: list[int], say: Callable[[str], None]) -> int:
+    base_seed, base_prompt = scene.t2i.seed, scene.t2i.prompt
+    current = scene.frame_current
+    client = get_client(options.backend)
+    family = (options.model or {}).get("family")
+    if family is not None and family not in client.ready.get("families", [family]):
+        raise PlanError(f"--model: unknown family '{family}' (this backend has: "
+                        f"{', '.join(client.ready['families'])})")
+    in_flight: list[_InFlight] = []
+    done = 0
+    started = time.perf_counter()
+
+    def prepare(frame: int) -> generation.PreparedJob:
+        scene.frame_set(frame)
+        job = generation.prepare_job(
+            scene, options.out.folder, stem=options.out.stem(frame),
+            seed=batch_plan.frame_seed(base_seed, frame, options.seed_mode),
+            prompt=batch_plan.prompt_for(frame, options.prompts, base_prompt),
+            depth_options=depth)
+        if options.model is not None:
+            job.request["model"] = options.model
+        return job
+
+    def finish(item: _InFlight, result: dict[str, Any]) -> None:
+        nonlocal done
+        record = generation.record_result(item.job, result)
+        files = [Path(record["result"]), item.job.control.path, item.job.control.path16]
+        if item.job.control.path_exr is not None:
+            files.append(item.job.control.path_exr)
+        files.append(item.job.folder / f"{item.job.stem}.json")
+        manifest.add(item.frame, files, seed=record["seed"], prompt=record["prompt"],
+                     depth_range=record["depth_range"], timings=record["timings"])
+        done += 1
+        elapsed = time.perf_counter() - started
+        eta = elapsed / done * (len(todo) - done)
+        say(f"frame {item.frame} done ({done}/{len(todo)}) in "
+            f"{result.get('timings', {}).get('total', 0):.1f} s, ETA "
+            f"{batch_plan.eta_text(eta)}")
+
+    try:
+        for frame in todo:
+            item = _InFlight(frame, prepare(frame), time.perf_counter())
+            client = _send(client, options, item, in_flight)
+            in_flight.append(item)
+            if len(in_flight) > 1:  # the previous frame generated while this one was captured
+                client = _wait_first(client, options, in_flight, finish)
+        while in_flight:
+            client = _wait_first(client, options, in_flight, finish)
+    finally:
+        scene.frame_set(current)
+    return done
+
+
+def _send(client: BackendClient, options: BatchOptions, item: _InFlight,
+          in_flight: list[_InFlight]) -> BackendClient:
+    try:
+        client.send(item.job.request)
+        return client
+    except BackendFailure as exc:
+        return _restart(options, [*in_flight, item], exc)
+
+
+def _wait_first(client: BackendClient, options: BatchOptions, in_flight: list[_InFlight],
+                finish: Callable[[_InFlight, dict[str, Any]], None]) -> BackendClient:
+    item = in_flight[0]
+    try:
+        result = client.wait_for(item.job.stem)
+    except BackendFailure as exc:
+        if exc.code not in ("BACKEND_CRASHED", "BACKEND_TIMEOUT"):
+            raise BatchFailed(f"frame {item.frame}: {exc.report()}") from None
+        return _restart(options, in_flight, exc)
+    in_flight.pop(0)
+    finish(item, result)
+    return client
+
+
+def _restart(options: BatchOptions, in_flight: list[_InFlight],
+             failure: BackendFailure) -> BackendClient:
+    """Start a fresh backend and send the unfinished frames again (each at most `retries`
+    times more)."""
+    for item in in_flight:
+        if item.tries > options.retries:
+            raise BatchFailed(f"frame {item.frame}: {failure.report()} (after "
+                              f"{item.tries} tries)")
+    print(f"backend failed ({failure}); restarting it and retrying "
+          f"{len(in_flight)} frame(s)", file=sys.stderr, flush=True)
+    client = get_client(options.backend)
+    for item in in_flight:
+        item.tries += 1
+        client.send(item.job.request)
+    return client

@@ -1,0 +1,81 @@
+"""The .blend's generation history: the last results with the settings that made them.
+
+Entries live in `scene.t2i.history` (saved with the .blend); each points at its image datablock,
+whose file sits under //t2i/ (or is packed), so nothing is lost when Blender restarts.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import bpy
+from bpy.props import FloatProperty, IntProperty, PointerProperty, StringProperty
+
+from ..backend.presets import PRESETS
+
+MAX_ENTRIES = 50
+
+
+class T2IHistoryItem(bpy.types.PropertyGroup):
+    # `name` (from PropertyGroup) is the job's stem
+    image: PointerProperty(name="Image", type=bpy.types.Image)
+    result_path: StringProperty(name="Result File")  # as the image has it (may be "//...")
+    record_path: StringProperty(name="Settings File")
+    created: StringProperty(name="Created")
+    model_preset: StringProperty(name="Model")
+    prompt: StringProperty(name="Prompt")
+    negative_prompt: StringProperty(name="Negative Prompt")
+    seed: IntProperty(name="Seed", min=0)
+    steps: IntProperty(name="Steps")
+    guidance: FloatProperty(name="Guidance")
+    control_strength: FloatProperty(name="Depth Strength")
+    width: IntProperty(name="Width")
+    height: IntProperty(name="Height")
+
+
+def add_entry(settings: Any, stem: str, record: dict[str, Any], image: bpy.types.Image | None,
+              result_path: str, record_path: str) -> T2IHistoryItem:
+    """Put a finished job at the top of the history, dropping the oldest beyond MAX_ENTRIES
+    (their files stay on disk)."""
+    item = settings.history.add()
+    item.name = stem
+    item.image = image
+    item.result_path = result_path
+    item.record_path = record_path
+    item.created = time.strftime("%Y-%m-%d %H:%M:%S")
+    item.model_preset = record["model"]
+    item.prompt = record["prompt"]
+    item.negative_prompt = record["negative_prompt"]
+    item.seed = record["seed"]
+    item.steps = record["steps"]
+    item.guidance = record["guidance"]
+    item.control_strength = record["control_strength"]
+    item.width, item.height = record["size"]
+    settings.history.move(len(settings.history) - 1, 0)
+    while len(settings.history) > MAX_ENTRIES:
+        settings.history.remove(len(settings.history) - 1)
+    settings.history_index = 0
+    return settings.history[0]
+
+
+def reuse_settings(settings: Any, item: T2IHistoryItem) -> None:
+    """Put an entry's settings back in the panel (model first: it resets steps/guidance)."""
+    if item.model_preset in {preset.name for preset in PRESETS}:
+        settings.model_preset = item.model_preset
+    settings.prompt = item.prompt
+    settings.negative_prompt = item.negative_prompt
+    settings.seed = item.seed
+    settings.steps = item.steps
+    settings.guidance = item.guidance
+    settings.control_strength = item.control_strength
+    settings.use_render_size = False
+    settings.width, settings.height = item.width, item.height
+
+
+def register() -> None:
+    bpy.utils.register_class(T2IHistoryItem)
+
+
+def unregister() -> None:
+    bpy.utils.unregister_class(T2IHistoryItem)

@@ -1,0 +1,117 @@
+"""Send a result from the history to an output: camera background, compositor overlay,
+projection from the camera onto the selected meshes, texture in the active material.
+
+All are undoable (REGISTER, UNDO): the changes are ordinary data edits that Blender's undo
+restores, projection's new UV map and material slot included.
+"""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import IntProperty
+
+from ..blender_t2i import job_updates
+from ..blender_t2i.outputs import OutputError
+from ..compositor import overlay
+
+
+def history_image(context: bpy.types.Context, index: int) -> bpy.types.Image:
+    """The image of history entry `index` (-1: the selected entry)."""
+    settings = context.scene.t2i
+    if not len(settings.history):
+        raise OutputError("there are no results yet: generate one first")
+    index = settings.history_index if index < 0 else index
+    if not 0 <= index < len(settings.history):
+        raise OutputError(f"there is no history entry {index}")
+    image = settings.history[index].image
+    if image is None:
+        raise OutputError(f"the image of '{settings.history[index].name}' was removed")
+    return image
+
+
+class _ApplyResult:
+    bl_options = {"REGISTER", "UNDO"}
+    target = ""
+
+    index: IntProperty(name="History Entry", default=-1, min=-1,
+                       description="Which result (-1: the selected history entry)")
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return context.scene is not None and hasattr(context.scene, "t2i")
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        scene = context.scene
+        try:
+            image = history_image(context, self.index)
+            selected = getattr(context, "selected_objects", None) or []
+            active = getattr(context, "active_object", None)
+            message = job_updates.send_to_output(
+                context, scene, self.target, image, tuple(obj.name for obj in selected),
+                active.name if active is not None else "", scene.t2i.overlay_opacity)
+        except OutputError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, message)
+        return {"FINISHED"}
+
+
+class T2I_OT_result_to_camera_background(_ApplyResult, bpy.types.Operator):
+    """Show the result as the active camera's background image, lined up with the camera view"""
+
+    bl_idname = "t2i.result_to_camera_background"
+    bl_label = "Result as Camera Background"
+    target = "CAMERA_BACKGROUND"
+
+
+class T2I_OT_result_to_compositor(_ApplyResult, bpy.types.Operator):
+    """Mix the result over the render in the compositor (your nodes are kept)"""
+
+    bl_idname = "t2i.result_to_compositor"
+    bl_label = "Result as Compositor Overlay"
+    target = "COMPOSITOR"
+
+
+class T2I_OT_project_result(_ApplyResult, bpy.types.Operator):
+    """Project the result from the camera onto the selected meshes: a UV map from the camera
+    view and a material showing the image"""
+
+    bl_idname = "t2i.project_result"
+    bl_label = "Project Result from Camera"
+    target = "PROJECTION"
+
+
+class T2I_OT_result_to_material(_ApplyResult, bpy.types.Operator):
+    """Use the result as an image texture in the active object's material"""
+
+    bl_idname = "t2i.result_to_material"
+    bl_label = "Use Result as Texture"
+    target = "MATERIAL"
+
+
+class T2I_OT_remove_compositor_overlay(bpy.types.Operator):
+    """Take the T2I overlay out of the compositor and reconnect what it covered"""
+
+    bl_idname = "t2i.remove_compositor_overlay"
+    bl_label = "Remove Compositor Overlay"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        if not overlay.remove_compositor_overlay(context.scene):
+            self.report({"INFO"}, "There is no T2I overlay in the compositor")
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+CLASSES = (T2I_OT_result_to_camera_background, T2I_OT_result_to_compositor,
+           T2I_OT_project_result, T2I_OT_result_to_material, T2I_OT_remove_compositor_overlay)
+
+
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+
+
+def unregister() -> None:
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

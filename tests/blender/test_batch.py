@@ -1,0 +1,148 @@
+"""scripts/t2i_batch.py run for real: a Python with bpy, the installed extension, the backend."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import bpy
+import pytest
+
+from devtools.scenes import add_box, add_camera, add_plane
+
+from .conftest import backend_python
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "t2i_batch.py"
+
+
+def _animated_blend(path: Path, camera: bool = True) -> Path:
+    """Three frames of a box rising towards a camera above a floor."""
+    bpy.ops.wm.read_homefile(use_empty=True)
+    scene = bpy.context.scene
+    scene.render.resolution_x, scene.render.resolution_y = 64, 48
+    scene.frame_start, scene.frame_end = 1, 3
+    if camera:
+        add_camera(scene, location=(0.0, 0.0, 10.0))
+    add_plane(scene, size=40.0)
+    box = add_box(scene, 2.0, (0.0, 0.0, 1.0))
+    for frame, height in ((1, 1.0), (3, 5.0)):
+        box.location.z = height
+        box.keyframe_insert("location", index=2, frame=frame)
+    scene.t2i.prompt = "a concrete block"
+    bpy.ops.wm.save_as_mainfile(filepath=str(path))
+    return path
+
+
+def _batch(*args: str, wait: bool = True):
+    python = backend_python()
+    command = [sys.executable, str(SCRIPT), *args]
+    if python:
+        command += ["--backend-python", python]
+    if not wait:
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+    return subprocess.run(command, capture_output=True, text=True, timeout=600)
+
+
+def test_help_documents_every_option():
+    proc = _batch("--help")
+    assert proc.returncode == 0
+    for option in ("--frames", "--prompt", "--prompts", "--negative", "--preset", "--model",
+                   "--seed", "--seed-mode", "--steps", "--guidance", "--strength", "--size",
+                   "--depth-range", "--init", "--out", "--resume", "--dry-run"):
+        assert option in proc.stdout
+
+
+def test_three_frames_give_three_results_and_a_manifest(tmp_path, backend):
+    blend = _animated_blend(tmp_path / "shot.blend")
+    out = tmp_path / "out"
+    proc = _batch(str(blend), "--frames", "1-3", "--preset", "tiny-sd15-depth", "--steps", "2",
+                  "--seed", "5", "--seed-mode", "per-frame", "--out", str(out / "sh010_###"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "depth range locked over 3 frames" in proc.stdout
+    assert "frame 3 done (3/3)" in proc.stdout and "ETA" in proc.stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert sorted(manifest["frames"]) == ["1", "2", "3"]
+    assert [manifest["frames"][f]["seed"] for f in ("1", "2", "3")] == [6, 7, 8]
+    ranges = {tuple(manifest["frames"][f]["depth_range"]) for f in ("1", "2", "3")}
+    assert len(ranges) == 1  # locked: the same range on every frame
+    for frame in (1, 2, 3):
+        assert (out / f"sh010_{frame:03d}.png").is_file()
+        assert (out / f"sh010_{frame:03d}_depth.png").is_file()
+
+
+def test_a_killed_run_resumes_without_redoing_finished_frames(tmp_path, backend):
+    blend = _animated_blend(tmp_path / "shot.blend")
+    out = tmp_path / "out"
+    args = (str(blend), "--frames", "1-3", "--preset", "tiny-sd15-depth", "--steps", "20",
+            "--size", "96x64", "--out", str(out))
+    run = _batch(*args, wait=False)
+    for line in run.stdout:
+        if line.startswith("frame 1 done"):
+            os.kill(run.pid, signal.SIGKILL)  # mid-run: frame 2 is being generated
+            break
+    run.wait(timeout=60)
+    first = json.loads((out / "manifest.json").read_text())
+    assert sorted(first["frames"]) == ["1"]
+    frame1_mtime = (out / "frame_0001.png").stat().st_mtime_ns
+
+    proc = _batch(*args, "--resume")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "2 to generate (1 already done)" in proc.stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert sorted(manifest["frames"]) == ["1", "2", "3"]
+    assert manifest["frames"]["1"] == first["frames"]["1"]
+    assert (out / "frame_0001.png").stat().st_mtime_ns == frame1_mtime
+
+
+def test_resume_with_other_settings_is_refused(tmp_path, backend):
+    blend = _animated_blend(tmp_path / "shot.blend")
+    out = tmp_path / "out"
+    common = (str(blend), "--frames", "1", "--preset", "tiny-sd15-depth", "--steps", "1",
+              "--out", str(out))
+    assert _batch(*common).returncode == 0
+    proc = _batch(*common, "--seed", "99", "--resume")
+    assert proc.returncode == 2
+    assert "seed differ" in proc.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--frames", "5-1"), "empty range"),
+    (("--size", "big"), "WIDTHxHEIGHT"),
+    (("--preset", "no-such-model"), "unknown preset"),
+    (("--depth-range", "manual"), "--near"),
+    (("--model", "{not json"), "JSON"),
+])
+def test_bad_arguments_exit_non_zero_with_a_message(tmp_path, args, message):
+    blend = _animated_blend(tmp_path / "shot.blend")
+    proc = _batch(str(blend), "--out", str(tmp_path / "out"), *args)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_a_scene_without_camera_exits_non_zero(tmp_path):
+    blend = _animated_blend(tmp_path / "shot.blend", camera=False)
+    proc = _batch(str(blend), "--out", str(tmp_path / "out"), "--preset", "tiny-sd15-depth")
+    assert proc.returncode == 2
+    assert "no active camera" in proc.stderr
+
+
+def test_a_missing_blend_exits_non_zero(tmp_path):
+    proc = _batch(str(tmp_path / "nope.blend"), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2
+    assert "does not exist" in proc.stderr
+
+
+def test_dry_run_lists_frames_without_generating(tmp_path):
+    blend = _animated_blend(tmp_path / "shot.blend")
+    out = tmp_path / "out"
+    proc = _batch(str(blend), "--frames", "1-3", "--preset", "tiny-sd15-depth", "--out",
+                  str(out), "--dry-run", "--seed-mode", "per-frame", "--seed", "10")
+    assert proc.returncode == 0, proc.stderr
+    assert "frame 3: frame_0003.png seed 13" in proc.stdout
+    assert not out.exists()

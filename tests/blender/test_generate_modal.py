@@ -1,0 +1,184 @@
+"""The UI's non-blocking generate: the modal operator's timer path, driven by hand because
+headless Blender has no event loop. A "timer probe" times every step while a real backend job
+runs (cold start included): none may hold the main thread for 50 ms."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import bpy
+import numpy as np
+import pytest
+
+from devtools.scenes import add_camera, add_plane
+
+BLOCK_LIMIT_S = 0.05
+TIMER_INTERVAL_S = 0.05
+
+
+def _settings(scene, **values):
+    scene.t2i.model_preset = "tiny-sd15-depth"
+    scene.t2i.prompt = "a stone floor"
+    scene.t2i.use_render_size = False
+    scene.t2i.width, scene.t2i.height = 64, 64
+    for key, value in values.items():
+        setattr(scene.t2i, key, value)
+    return scene.t2i
+
+
+@pytest.fixture
+def t2i(addon, scene, backend):
+    add_camera(scene)
+    add_plane(scene)
+    _settings(scene, steps=2)
+    jobs = addon.blender_t2i.job_queue.get_job_queue()
+    yield SimpleNamespace(updates=addon.blender_t2i.job_updates, jobs=jobs,
+                          generate=addon.operators.generate.T2I_OT_generate,
+                          config=addon.blender_t2i.preferences.backend_config)
+    jobs.cancel()
+    deadline = time.monotonic() + 30
+    while jobs.active and time.monotonic() < deadline:
+        jobs.poll(timeout=0.1)
+
+
+class ModalDriver:
+    """Calls the operator's modal() with a real window timer, as the event loop would."""
+
+    def __init__(self, operator_class):
+        self.wm = bpy.context.window_manager
+        self.timer = self.wm.event_timer_add(TIMER_INTERVAL_S, window=self.wm.windows[0])
+        self.reports: list[tuple[str, str]] = []
+        self.op = SimpleNamespace(_timer=self.timer, report=self._report)
+        self.modal = operator_class.modal
+        self.longest = 0.0
+        self.ticks = 0
+
+    def _report(self, level: set[str], message: str) -> None:
+        self.reports.append((next(iter(level)), message))
+
+    def event(self, kind: str = "TIMER") -> set[str]:
+        event = SimpleNamespace(type=kind, value="PRESS", timer=self.timer)
+        started = time.perf_counter()
+        result = self.modal(self.op, bpy.context, event)
+        self.longest = max(self.longest, time.perf_counter() - started)
+        self.ticks += 1
+        return result
+
+    def run(self, limit_s: float = 120.0, on_tick=None) -> set[str]:
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            result = self.event()
+            if result != {"PASS_THROUGH"}:
+                return result  # the modal removed its timer
+            if on_tick is not None:
+                on_tick(self)
+            time.sleep(TIMER_INTERVAL_S)
+        self.wm.event_timer_remove(self.timer)
+        raise AssertionError("the modal operator did not finish")
+
+
+def test_timer_probe_no_step_blocks_the_main_thread_while_the_backend_works(
+        addon, t2i, record_property):
+    addon.blender_t2i.client.shutdown_client()  # a cold start: spawn, imports, model build
+    t2i.jobs.stop()
+    scene = bpy.context.scene
+    _settings(scene, steps=6, seed=5)
+    job = t2i.updates.prepare(bpy.context)  # the depth capture happens on the click
+    started = time.perf_counter()
+    t2i.jobs.submit(job, t2i.config(bpy.context))
+    submit_s = time.perf_counter() - started
+    driver = ModalDriver(t2i.generate)
+    statuses = []
+    result = driver.run(on_tick=lambda d: statuses.append(t2i.jobs.status.value))
+    record_property("max_tick_ms", round(driver.longest * 1000, 1))
+    record_property("submit_ms", round(submit_s * 1000, 1))
+    record_property("ticks", driver.ticks)
+    assert result == {"FINISHED"}
+    assert driver.longest < BLOCK_LIMIT_S, f"a step blocked {driver.longest * 1000:.1f} ms"
+    assert submit_s < BLOCK_LIMIT_S, f"launching the backend blocked {submit_s * 1000:.1f} ms"
+    assert driver.ticks > 5  # the backend really worked across many steps
+    assert "starting" in statuses
+    assert driver.reports[0][0] == "INFO" and "Generated 'T2I tiny-sd15-depth s5'" in \
+        driver.reports[0][1]
+    assert bpy.data.images["T2I Result"].size[:] == (64, 64)
+
+
+def test_step_previews_are_shown_in_an_image(addon, t2i, tmp_path):
+    png = addon.blender_t2i.png
+    preview = png.write_png(tmp_path / "step.png", np.full((16, 24, 3), 200, np.uint8))
+    queue_module = addon.blender_t2i.job_queue
+    update = queue_module.Update(queue_module.UpdateKind.PROGRESS, job=None,
+                                 event={"type": "progress", "step": 1, "total": 4,
+                                        "preview": str(preview)})
+    t2i.updates.apply_updates(bpy.context, [update])
+    image = bpy.data.images["T2I Preview"]
+    assert tuple(image.size) == (24, 16)
+    assert Path(image.filepath) != preview  # a copy: the backend deletes old previews
+
+
+def test_escape_cancels_the_running_job_within_a_step(t2i):
+    _settings(bpy.context.scene, steps=300)
+    t2i.jobs.submit(t2i.updates.prepare(bpy.context), t2i.config(bpy.context))
+    driver = ModalDriver(t2i.generate)
+    seen = {}
+
+    def press_escape_once_running(d):
+        if "at" not in seen and t2i.jobs.step >= 2:
+            seen["at"] = t2i.jobs.step
+            assert d.event("ESC") == {"RUNNING_MODAL"}
+        seen["last"] = max(seen.get("last", 0), t2i.jobs.step)
+
+    result = driver.run(on_tick=press_escape_once_running)
+    assert result == {"FINISHED"}  # a cancel is the user's wish, not an error
+    assert any(level == "WARNING" and "Cancelled" in text for level, text in driver.reports)
+    assert seen["last"] - seen["at"] <= 2, seen
+    assert "T2I Result" not in bpy.data.images
+
+
+def test_queued_jobs_run_in_order_and_each_gets_its_own_image_and_history_entry(t2i):
+    scene = bpy.context.scene
+    for seed in (1, 2, 3):
+        scene.t2i.seed = seed
+        t2i.jobs.submit(t2i.updates.prepare(bpy.context), t2i.config(bpy.context))
+    driver = ModalDriver(t2i.generate)
+    assert driver.run() == {"FINISHED"}
+    generated = [text for level, text in driver.reports if level == "INFO"]
+    assert [text.split("'")[1] for text in generated] == [
+        "T2I tiny-sd15-depth s1", "T2I tiny-sd15-depth s2", "T2I tiny-sd15-depth s3"]
+    assert [item.seed for item in scene.t2i.history] == [3, 2, 1]  # newest first
+    assert scene.t2i.history[0].image == bpy.data.images["T2I tiny-sd15-depth s3"]
+    assert bpy.data.images["T2I Result"].filepath.endswith(scene.t2i.history[0].name + ".png")
+
+
+def test_a_job_error_becomes_an_operator_report(t2i):
+    _settings(bpy.context.scene, model_preset="sd15-depth", steps=1)  # weights not downloaded
+    bpy.context.scene.t2i.width = bpy.context.scene.t2i.height = 64
+    t2i.jobs.submit(t2i.updates.prepare(bpy.context), t2i.config(bpy.context))
+    driver = ModalDriver(t2i.generate)
+    assert driver.run() == {"CANCELLED"}
+    errors = [text for level, text in driver.reports if level == "ERROR"]
+    assert len(errors) == 1 and "huggingface" in errors[0].lower()
+    with pytest.raises(RuntimeError, match=r"(?i)huggingface"):
+        bpy.ops.t2i.generate()  # the same through the blocking path
+
+
+def test_invoke_in_background_mode_runs_synchronously(t2i):
+    assert bpy.ops.t2i.generate("INVOKE_DEFAULT") == {"FINISHED"}
+    assert not t2i.jobs.busy
+    assert len(bpy.context.scene.t2i.history) == 1
+
+
+def test_random_seed_gives_each_job_a_new_seed_and_keeps_it(t2i):
+    scene = bpy.context.scene
+    _settings(scene, use_random_seed=True, seed=0)
+    assert bpy.ops.t2i.generate() == {"FINISHED"}
+    assert bpy.ops.t2i.generate() == {"FINISHED"}
+    first, second = scene.t2i.history[1].seed, scene.t2i.history[0].seed
+    assert first != second and scene.t2i.seed == second
+    assert bpy.ops.t2i.randomize_seed() == {"FINISHED"} and scene.t2i.seed != second
+
+
+def test_cancel_without_a_job_says_there_is_nothing_to_cancel(t2i):
+    assert bpy.ops.t2i.cancel_generate() == {"CANCELLED"}

@@ -1,0 +1,150 @@
+"""The sidebar panel, status bar and preferences draw in every state, against this Blender's
+real UILayout/operator/property definitions (see layout_probe)."""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from types import SimpleNamespace
+
+import bpy
+import pytest
+
+from devtools.scenes import add_camera, add_plane
+
+from .conftest import MODULE
+from .layout_probe import RecordingLayout, draw
+
+
+@pytest.fixture
+def ui(addon):
+    panel = addon.blender_t2i.panel
+    jobs = addon.blender_t2i.job_queue.get_job_queue()
+    saved = (jobs.status, jobs.message, list(jobs.pending), jobs.current, jobs.step, jobs.total)
+    yield SimpleNamespace(panel=panel, jobs=jobs, Status=addon.blender_t2i.job_queue.Status)
+    jobs.status, jobs.message, pending, jobs.current, jobs.step, jobs.total = saved
+    jobs.pending.clear()
+    jobs.pending.extend(pending)
+
+
+def _panels(panel_module):
+    return [cls for cls in panel_module.CLASSES if issubclass(cls, bpy.types.Panel)]
+
+
+def _draw_all(ui, context=None):
+    layouts = {}
+    for cls in _panels(ui.panel):
+        assert cls.poll(context or bpy.context)
+        layouts[cls.__name__] = draw(cls.draw, context)
+        if hasattr(cls, "draw_header"):
+            draw(cls.draw_header, context)
+    return layouts
+
+
+STATES = ["stopped", "starting", "loading model", "ready", "busy", "error"]
+
+
+@pytest.mark.parametrize(("status", "queued"), list(itertools.product(STATES, [0, 2])))
+def test_every_panel_draws_in_every_backend_state(scene, ui, status, queued):
+    add_camera(scene)
+    ui.jobs.status = ui.Status(status)
+    ui.jobs.message = "the backend stopped unexpectedly (exit status -9); see its log" \
+        if status == "error" else ""
+    ui.jobs.pending.extend(SimpleNamespace(stem=f"job{i}", request={}) for i in range(queued))
+    ui.jobs.step, ui.jobs.total = 2, 4
+    layouts = _draw_all(ui)
+    main = layouts["T2I_PT_main"]
+    if queued:
+        assert "t2i.cancel_generate" in main.operators()
+        assert any(name == "progress" for name, _a, _k in main.calls)
+    else:
+        assert main.operators() == ["t2i.generate"]
+    backend = layouts["T2I_PT_backend"]
+    assert status.capitalize() in backend.texts()
+    expected = "t2i.backend_start" if status in ("stopped", "error") else "t2i.backend_stop"
+    assert expected in backend.operators()
+    draw(ui.panel.draw_status_bar)
+
+
+def test_panels_draw_with_history_and_own_size(addon, scene, ui):
+    add_camera(scene)
+    settings = scene.t2i
+    settings.use_render_size = False
+    settings.output_targets = {"CAMERA_BACKGROUND", "PROJECTION"}
+    image = bpy.data.images.new("T2I tiny s1", 8, 8)
+    record = {"model": "tiny-sd15-depth", "prompt": "a stone floor", "negative_prompt": "",
+              "seed": 1, "steps": 2, "guidance": 7.5, "control_strength": 1.0, "size": [64, 48]}
+    addon.blender_t2i.history.add_entry(settings, "stem1", record, image, "//t2i/a.png", "")
+    layouts = _draw_all(ui)
+    history_ops = set(layouts["T2I_PT_history"].operators())
+    assert {"t2i.reuse_settings", "t2i.reveal_results", "t2i.project_result",
+            "t2i.result_to_camera_background", "t2i.result_to_compositor",
+            "t2i.result_to_material", "t2i.show_result"} <= history_ops
+    item_layout = RecordingLayout([])
+    ui.panel.T2I_UL_history.draw_item(None, bpy.context, item_layout, settings,
+                                      settings.history[0], 0, settings, "history_index")
+    assert "a stone floor" in item_layout.texts()
+
+
+class FakeDepthSettings(bpy.types.PropertyGroup):
+    encoding: bpy.props.EnumProperty(items=[("INVERSE", "Inverse", "")])
+    near: bpy.props.FloatProperty()
+    lock_range: bpy.props.BoolProperty()
+
+
+def test_the_depth_section_shows_depth_settings_when_the_add_on_has_them(scene, ui):
+    add_camera(scene)
+    layout = draw(ui.panel.T2I_PT_depth.draw)
+    assert "t2i.capture_depth" in layout.operators()
+    settings_class = type(scene.t2i)
+    bpy.utils.register_class(FakeDepthSettings)
+    settings_class.depth = bpy.props.PointerProperty(type=FakeDepthSettings)
+    try:
+        drawn = [args[1] for name, args, _k in draw(ui.panel.T2I_PT_depth.draw).calls
+                 if name == "prop"]
+        assert drawn == ["encoding", "near", "lock_range"]
+    finally:
+        del settings_class.depth
+        bpy.utils.unregister_class(FakeDepthSettings)
+
+
+def test_preferences_draw_before_during_and_after_an_install_and_a_check(addon, tmp_path):
+    install = addon.blender_t2i.backend_install
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    runs = install.SetupRuns
+    saved = (runs.install, runs.check, runs.check_report)
+    try:
+        for state in ("none", "running", "failed", "checked"):
+            if state == "running":
+                runs.install = install.CommandRun(
+                    [[sys.executable, "-c", "import time; time.sleep(5)"]],
+                    tmp_path / "install.log", "Install backend").start()
+            elif state == "failed":
+                runs.install.cancel()
+                runs.install.wait(10)
+            elif state == "checked":
+                runs.check_report = install.CheckReport(False, "Python 3.11.9 lacks peft",
+                                                        "Use Install Backend", ["peft"])
+            layout = RecordingLayout([])
+            addon.blender_t2i.preferences_ui.draw_preferences(prefs, layout, bpy.context)
+            ops = layout.operators()
+            assert ("t2i.cancel_install" in ops) == (state == "running")
+            assert "t2i.check_backend" in ops
+        assert any("lacks peft" in text for text in layout.texts())
+    finally:
+        runs.install, runs.check, runs.check_report = saved
+
+
+def test_the_panel_lives_in_the_3d_view_sidebar(ui):
+    main = ui.panel.T2I_PT_main
+    assert (main.bl_space_type, main.bl_region_type, main.bl_category) == ("VIEW_3D", "UI", "T2I")
+    for cls in _panels(ui.panel):
+        assert cls is main or cls.bl_parent_id == "T2I_PT_main"
+
+
+def test_a_scene_with_a_plane_draws_the_render_size(scene, ui):
+    add_camera(scene)
+    add_plane(scene)
+    scene.render.resolution_x, scene.render.resolution_y = 640, 480
+    scene.render.resolution_percentage = 50
+    assert "320 x 240 px (render, snapped)" in draw(ui.panel.T2I_PT_settings.draw).texts()
