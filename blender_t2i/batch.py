@@ -162,7 +162,7 @@ def _generate_frames(scene: bpy.types.Scene, options: BatchOptions, depth: Depth
             scene, options.out.folder, stem=options.out.stem(frame),
             seed=batch_plan.frame_seed(base_seed, frame, options.seed_mode),
             prompt=batch_plan.prompt_for(frame, options.prompts, base_prompt),
-            depth_options=depth)
+            depth_options=depth, use_render=options.init == "render")
         if options.model is not None:
             job.request["model"] = options.model
         return job
@@ -171,6 +171,8 @@ def _generate_frames(scene: bpy.types.Scene, options: BatchOptions, depth: Depth
         nonlocal done
         record = generation.record_result(item.job, result)
         files = [Path(record["result"]), item.job.control.path, item.job.control.path16]
+        if "init_image" in item.job.request:
+            files.append(Path(item.job.request["init_image"]))
         if item.job.control.path_exr is not None:
             files.append(item.job.control.path_exr)
         files.append(item.job.folder / f"{item.job.stem}.json")

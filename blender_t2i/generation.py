@@ -13,8 +13,9 @@ from typing import Any
 
 import bpy
 
-from ..backend.presets import Preset, get_preset
+from ..backend.presets import FAMILY_INFO, RENDER, Preset, get_preset
 from . import jobs
+from .colour_render import render_colour
 from .depth_control import ControlImage, DepthOptions, make_control_image
 from .png import write_bytes_atomic
 
@@ -41,18 +42,27 @@ def preset_and_size(scene: bpy.types.Scene) -> tuple[Preset, tuple[int, int]]:
 
 def prepare_job(scene: bpy.types.Scene, folder: Path, stem: str | None = None,
                 seed: int | None = None, prompt: str | None = None,
-                depth_options: DepthOptions | None = None) -> PreparedJob:
+                depth_options: DepthOptions | None = None,
+                use_render: bool | None = None) -> PreparedJob:
     """Capture the depth and build the request from the scene's settings (with overrides;
-    `depth_options` defaults to the scene's depth settings)."""
+    `depth_options` defaults to the scene's depth settings, `use_render` to scene.t2i.use_render:
+    send the colour render too, as img2img init or as an edit model's input picture)."""
     settings = scene.t2i
     seed = settings.seed if seed is None else seed
     preset, size = preset_and_size(scene)
     stem = stem or jobs.new_job_stem(preset, seed)
+    use_render = settings.use_render if use_render is None else use_render
+    family = FAMILY_INFO.get(preset.family)
+    if use_render and family is not None and RENDER not in family.inputs:
+        raise ValueError(f"{family.label} takes no colour render: turn off Use Render")
     control = make_control_image(scene, size, folder, stem, depth_options)
     request = jobs.generate_request(
         stem, preset, settings.prompt if prompt is None else prompt, settings.negative_prompt,
         seed, settings.steps, settings.guidance, settings.control_strength, size,
         str(control.path), str(folder))
+    if use_render:
+        request["init_image"] = str(render_colour(scene, size, folder / f"{stem}_render.png"))
+        request["strength"] = settings.render_strength
     return PreparedJob(stem=stem, preset=preset, size=size, control=control, request=request,
                        folder=folder)
 

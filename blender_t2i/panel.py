@@ -111,6 +111,11 @@ class T2I_PT_settings(_T2IPanel, bpy.types.Panel):
         col.prop(settings, "steps")
         col.prop(settings, "guidance")
         col.prop(settings, "control_strength")
+        row = layout.row(heading="Render")
+        row.prop(settings, "use_render", text="Use")
+        sub = row.row()
+        sub.active = settings.use_render
+        sub.prop(settings, "render_strength", text="Strength")
         layout.prop(settings, "use_render_size")
         col = layout.column(align=True)
         if settings.use_render_size:

@@ -69,6 +69,13 @@ class T2ISceneSettings(bpy.types.PropertyGroup):
     overlay_opacity: FloatProperty(
         name="Overlay Opacity", default=1.0, min=0.0, max=1.0, subtype="FACTOR",
         description="Opacity of the camera background and compositor overlays")
+    use_render: BoolProperty(
+        name="Use Render", default=False,
+        description="Also send the scene's colour render: the init image for SD families "
+                    "(img2img), the input picture for edit models (Kontext, FLUX.2, Qwen Edit)")
+    render_strength: FloatProperty(
+        name="Render Strength", default=0.75, min=0.01, max=1.0, subtype="FACTOR",
+        description="Img2img: how much the render may change (1 = ignore its colours)")
     generate_after_render: BoolProperty(
         name="Generate After Render", default=False,
         description="After each render (F12) finishes, generate with these settings and update "

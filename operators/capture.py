@@ -7,9 +7,9 @@ import bpy
 
 from ..blender_t2i import jobs, results
 from ..blender_t2i.depth_control import DepthOptions, lock_depth_range, make_control_image
+from ..blender_t2i.generation import preset_and_size
 from ..compositor import preview
 from ..compositor.capture import CaptureError
-from .common import preset_and_size
 
 
 class T2I_OT_capture_depth(bpy.types.Operator):

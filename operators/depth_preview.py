@@ -5,9 +5,9 @@ from __future__ import annotations
 import bpy
 
 from ..blender_t2i.depth_control import DepthOptions, preview_range
+from ..blender_t2i.generation import preset_and_size
 from ..compositor import preview
 from ..compositor.capture import CaptureError
-from .common import preset_and_size
 
 
 def _view3d_area(context: bpy.types.Context) -> tuple[bpy.types.Screen, bpy.types.Area] | None:

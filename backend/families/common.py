@@ -5,6 +5,7 @@ Kept to plain functions so a family module reads top to bottom and calls them by
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,8 +15,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import WrongModelFamily
-from ..protocol import GenerateRequest
+from ..errors import BackendError, WrongModelFamily
+from ..protocol import ErrorCode, GenerateRequest
 from ..weights import Source, checkpoint_type, folder_class_name
 
 StepCallback = Callable[[Any, int, Any, dict], dict]
@@ -48,7 +49,16 @@ class Job:
         return torch.Generator("cpu").manual_seed(self.request.seed)
 
     def img2img_strength(self) -> float:
-        return self.request.strength if self.request.strength is not None else 0.75
+        """The denoise strength for img2img; it must leave at least one of the steps to run
+        (diffusers runs int(steps * strength) of them and fails obscurely on zero)."""
+        strength = self.request.strength if self.request.strength is not None else 0.75
+        if int(self.request.steps * strength) < 1:
+            needed = math.ceil(1 / strength)
+            raise BackendError(ErrorCode.BAD_REQUEST,
+                               f"with the render as init image at strength {strength:g}, "
+                               f"{self.request.steps} step(s) leave nothing to do",
+                               hint=f"use at least {needed} steps or a higher render strength")
+        return strength
 
 
 # --- loading ------------------------------------------------------------------------------------

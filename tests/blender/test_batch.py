@@ -24,6 +24,7 @@ def _animated_blend(path: Path, camera: bool = True) -> Path:
     bpy.ops.wm.read_homefile(use_empty=True)
     scene = bpy.context.scene
     scene.render.resolution_x, scene.render.resolution_y = 64, 48
+    scene.render.engine = "BLENDER_WORKBENCH"  # quick colour renders for --init render
     scene.frame_start, scene.frame_end = 1, 3
     if camera:
         add_camera(scene, location=(0.0, 0.0, 10.0))
@@ -97,6 +98,17 @@ def test_a_killed_run_resumes_without_redoing_finished_frames(tmp_path, backend)
     assert sorted(manifest["frames"]) == ["1", "2", "3"]
     assert manifest["frames"]["1"] == first["frames"]["1"]
     assert (out / "frame_0001.png").stat().st_mtime_ns == frame1_mtime
+
+
+def test_init_render_sends_each_frames_colour_render(tmp_path, backend):
+    blend = _animated_blend(tmp_path / "shot.blend")
+    out = tmp_path / "out"
+    proc = _batch(str(blend), "--frames", "2", "--preset", "tiny-sd15-depth", "--steps", "2",
+                  "--init", "render", "--out", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "frame_0002_render.png" in manifest["frames"]["2"]["files"]
+    assert manifest["settings"]["init"] == "render"
 
 
 def test_resume_with_other_settings_is_refused(tmp_path, backend):

@@ -139,3 +139,34 @@ def test_a_backend_python_that_does_not_exist_is_reported(addon, scene, tmp_path
             bpy.ops.t2i.generate()
     finally:
         prefs.backend_python = ""
+
+
+def test_use_render_sends_the_colour_render_as_init_image(scene, backend):
+    add_camera(scene)
+    add_plane(scene)
+    _settings(scene, use_render_size=False, width=64, height=48, steps=2, use_render=True,
+              render_strength=0.6)
+    scene.render.engine = "BLENDER_WORKBENCH"
+    scene.render.resolution_x, scene.render.resolution_y = 300, 200
+    scene.render.filepath = "//frames/shot_"
+    assert bpy.ops.t2i.generate() == {"FINISHED"}
+    record = json.loads(Path(bpy.data.images["T2I Result"].filepath).with_suffix(".json")
+                        .read_text())
+    render = Path(record["depth"].replace("_depth.png", "_render.png"))
+    assert render.is_file()
+    from PIL import Image
+
+    with Image.open(render) as picture:
+        assert picture.size == (64, 48) and picture.mode == "RGB"
+    assert (scene.render.resolution_x, scene.render.resolution_y) == (300, 200)
+    assert scene.render.filepath == "//frames/shot_"
+    assert "Render Result" not in bpy.data.images
+
+
+def test_use_render_with_a_family_that_takes_none_is_reported(scene):
+    add_camera(scene)
+    add_plane(scene)
+    _settings(scene, use_render_size=False, width=64, height=64, use_render=True)
+    scene.t2i.model_preset = "flux-depth"
+    with pytest.raises(RuntimeError, match="takes no colour render"):
+        bpy.ops.t2i.generate()

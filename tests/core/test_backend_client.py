@@ -112,3 +112,15 @@ def test_a_missing_python_is_a_configuration_error(tmp_path, cache_dir):
     with pytest.raises(BackendFailure, match="does not exist") as failure:
         client.start()
     assert failure.value.code == "BACKEND_NOT_CONFIGURED"
+
+
+def test_img2img_with_too_few_steps_for_its_strength_says_how_many(client, tmp_path):
+    request = _request(tmp_path, "job-img2img", steps=1)
+    request.update(init_image=request["control_image"], strength=0.6)
+    client.send(request)
+    with pytest.raises(BackendFailure, match="leave nothing to do") as failure:
+        client.wait_for("job-img2img")
+    assert failure.value.code == "BAD_REQUEST"
+    assert "at least 2 steps" in failure.value.hint
+    client.send(dict(request, id="job-img2img-2", steps=2))
+    assert client.wait_for("job-img2img-2")["paths"]

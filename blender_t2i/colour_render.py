@@ -1,0 +1,40 @@
+"""The frame's colour render, for models that take it (img2img init, edit models' input picture).
+
+Rendered with the scene's own engine and look at the job's size, saved as an 8-bit PNG. Every
+render setting it touches is restored, and it never triggers "generate after render".
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import bpy
+
+from ..compositor.scene_state import restoring
+from .render_hooks import own_renders
+
+
+def render_colour(scene: bpy.types.Scene, size: tuple[int, int], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    had_render_result = "Render Result" in bpy.data.images
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        with own_renders(), restoring() as restorer:
+            render = scene.render
+            restorer.set_many(render, resolution_x=size[0], resolution_y=size[1],
+                              resolution_percentage=100, use_border=False, filepath=tmp)
+            settings = render.image_settings
+            restorer.set_if_present(settings, media_type="IMAGE")  # 5.x: before file_format
+            restorer.set_many(settings, file_format="PNG", color_mode="RGB", color_depth="8")
+            bpy.ops.render.render(write_still=True, scene=scene.name)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        result = bpy.data.images.get("Render Result")
+        if result is not None and not had_render_result:
+            bpy.data.images.remove(result)
+    return path
