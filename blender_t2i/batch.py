@@ -23,6 +23,7 @@ from . import batch_plan, generation
 from .batch_plan import Manifest, OutputPattern, PlanError
 from .client import BackendClient, BackendConfig, BackendFailure, get_client
 from .depth_control import DepthOptions, lock_depth_range
+from .render_hooks import own_renders
 
 log = logging.getLogger("blender_t2i")
 
@@ -140,7 +141,8 @@ def run(scene: bpy.types.Scene, options: BatchOptions,
     if not todo:
         return 0
     folder.mkdir(parents=True, exist_ok=True)
-    return _generate_frames(scene, options, depth, manifest, todo, say)
+    with own_renders():  # a batch never triggers "generate after render"
+        return _generate_frames(scene, options, depth, manifest, todo, say)
 
 
 def _generate_frames(scene: bpy.types.Scene, options: BatchOptions, depth: DepthOptions,

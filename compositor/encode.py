@@ -28,6 +28,9 @@ RANGE_POLICIES = (AUTO, CLIP, MANUAL, LOCKED)
 # Percentiles of the foreground used by the auto range: one stray pixel must not squash the
 # rest of the map into one grey level.
 AUTO_LOW, AUTO_HIGH = 0.5, 99.5
+# The auto range reaches a little beyond the farthest surface, so that surface encodes to this
+# dark grey (inverse depth) instead of black: a floor stays distinct from the empty background.
+AUTO_FAR_LEVEL = 0.05
 
 # Cycles and Workbench write 1e10 where nothing was hit; EEVEE writes about clip_end.
 BACKGROUND_Z = 1e10
@@ -64,6 +67,9 @@ def auto_range(z: np.ndarray, background: np.ndarray, low: float = AUTO_LOW,
     near, far = (float(v) for v in np.percentile(foreground, [low, high]))
     if far - near < 1e-6 * max(far, 1e-6):  # a flat wall facing the camera
         far = near * 1.01 + 1e-6
+    # solve (1/far - 1/F) / (1/near - 1/F) = AUTO_FAR_LEVEL for the range's far end F
+    level = AUTO_FAR_LEVEL
+    far = (1.0 - level) / (1.0 / far - level / near)
     return DepthRange(near=near, far=far)
 
 

@@ -63,8 +63,21 @@ def test_auto_range_ignores_outliers_and_background():
     z = rng.uniform(4.0, 8.0, (100, 100)).astype(np.float32)
     z[0, 0], z[0, 1] = 0.01, 900.0  # two stray pixels
     z[50:, :] = 1e10
-    depth_range = encode.auto_range(z, encode.background_mask(z, 1000.0))
-    assert 4.0 <= depth_range.near < 4.1 and 7.9 < depth_range.far <= 8.0
+    background = encode.background_mask(z, 1000.0)
+    depth_range = encode.auto_range(z, background)
+    assert 4.0 <= depth_range.near < 4.1
+    # the farthest surface (the 99.5th percentile, just under 8 m) is dark grey, not black
+    value = encode.inverse_depth(np.array([[7.98]], np.float32), np.zeros((1, 1), bool),
+                                 depth_range)
+    assert value[0, 0] == pytest.approx(encode.AUTO_FAR_LEVEL, abs=0.01)
+
+
+def test_auto_range_keeps_the_farthest_surface_apart_from_the_background():
+    z = np.array([[2.0, 10.0, 1e10]], np.float32)
+    background = encode.background_mask(z, 100.0)
+    value = encode.to_uint8(encode.inverse_depth(z, background, encode.auto_range(
+        z, background, low=0, high=100)))
+    assert value.tolist() == [[255, 13, 0]]
 
 
 def test_auto_range_of_a_flat_wall_is_still_a_range():
@@ -94,7 +107,8 @@ def test_auto_policy_follows_the_frame():
     z = _ramp(3.0, 6.0)
     got = encode.resolve_range("AUTO", z, np.zeros(z.shape, bool), clip=(0.1, 100.0),
                                manual=(1.0, 2.0), locked=None)
-    assert got.near == pytest.approx(3.0, rel=0.01) and got.far == pytest.approx(6.0, rel=0.01)
+    assert got == encode.auto_range(z, np.zeros(z.shape, bool))
+    assert got.near == pytest.approx(3.0, rel=0.01) and 6.0 < got.far < 6.5  # far margin
 
 
 def test_locked_policy_without_a_locked_range_says_what_to_do():
