@@ -12,6 +12,7 @@ depth range policy (auto), size and steps, measured in the same run.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import shutil
 import statistics
@@ -29,6 +30,8 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--size", default="512x384")
     parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--backend-threads", type=int, default=0,
+                        help="torch threads in the backend (0: its default, all cores)")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="t2i-bench-"))
     os.environ["BLENDER_USER_RESOURCES"] = str(scratch / "user")
@@ -38,6 +41,8 @@ def main() -> int:
     from devtools import extension, scenes
 
     module = extension.install(extension.build(scratch / "dist"))
+    for name in ("batch", "batch_plan", "client", "generation"):
+        importlib.import_module(f"{module}.blender_t2i.{name}")
     core = sys.modules[module].blender_t2i
     try:
         bpy.ops.wm.read_homefile(use_empty=True)
@@ -48,9 +53,11 @@ def main() -> int:
             near.location.x = x
             near.keyframe_insert("location", index=0, frame=frame)
         width, height = core.batch_plan.parse_size(args.size)
+        # --backend-threads 1 leaves Blender a core of its own, as a GPU backend would
+        env = (("OMP_NUM_THREADS", str(args.backend_threads)),) if args.backend_threads else ()
         config = core.client.BackendConfig(python=sys.executable,
                                            cache_dir=scratch / "models",
-                                           log_path=scratch / "backend.log")
+                                           log_path=scratch / "backend.log", env=env)
         options = core.batch.BatchOptions(
             frames=list(range(1, args.frames + 1)),
             out=core.batch_plan.OutputPattern.parse(str(scratch / "batch")), backend=config,
@@ -79,7 +86,9 @@ def main() -> int:
         core.client.shutdown_client()
         shutil.rmtree(scratch, ignore_errors=True)
     ratio = batch / (args.frames * single)
-    print(f"frames {args.frames} at {width}x{height}, {args.steps} steps, tiny-sd15-depth")
+    threads = args.backend_threads or "all"
+    print(f"frames {args.frames} at {width}x{height}, {args.steps} steps, tiny-sd15-depth, "
+          f"backend threads: {threads}")
     print(f"single frame (mean of {len(singles)}): {single:.3f} s")
     print(f"batch of {args.frames}: {batch:.3f} s ({batch / args.frames:.3f} s/frame)")
     print(f"batch / (frames x single) = {ratio:.3f}  (goal < 1.0)")
