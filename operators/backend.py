@@ -270,11 +270,4 @@ CLASSES = (T2I_OT_backend_start, T2I_OT_backend_stop, T2I_OT_install_backend,
            T2I_OT_model_folder_add, T2I_OT_model_folder_remove)
 
 
-def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(CLASSES)

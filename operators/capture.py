@@ -65,11 +65,4 @@ class T2I_OT_lock_depth_range(bpy.types.Operator):
 CLASSES = (T2I_OT_capture_depth, T2I_OT_lock_depth_range)
 
 
-def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(CLASSES)

@@ -128,11 +128,4 @@ class T2I_OT_randomize_seed(bpy.types.Operator):
 CLASSES = (T2I_OT_generate, T2I_OT_cancel_generate, T2I_OT_randomize_seed)
 
 
-def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(CLASSES)

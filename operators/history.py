@@ -92,11 +92,4 @@ class T2I_OT_reveal_results(_HistoryOperator, bpy.types.Operator):
 CLASSES = (T2I_OT_reuse_settings, T2I_OT_show_result, T2I_OT_reveal_results)
 
 
-def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(CLASSES)

@@ -107,11 +107,4 @@ CLASSES = (T2I_OT_result_to_camera_background, T2I_OT_result_to_compositor,
            T2I_OT_project_result, T2I_OT_result_to_material, T2I_OT_remove_compositor_overlay)
 
 
-def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(CLASSES)
