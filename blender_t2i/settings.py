@@ -13,7 +13,7 @@ from bpy.props import (
     StringProperty,
 )
 
-from ..backend.presets import PRESETS, get_preset
+from ..backend.presets import FAMILY_INFO, PRESETS, REFERENCES, get_preset
 from . import depth_settings
 from .compat import BLEND_RELATIVE_PATH
 from .history import T2IHistoryItem
@@ -26,6 +26,10 @@ def _apply_preset_defaults(settings: T2ISceneSettings, _context: bpy.types.Conte
     settings.steps = preset.steps
     settings.guidance = preset.guidance
     settings.control_strength = preset.control_strength
+    # Edit models restyle a picture: the render is their main input. ControlNet families
+    # start from noise and take the render only when asked (img2img).
+    family = FAMILY_INFO.get(preset.family)
+    settings.use_render = family is not None and REFERENCES in family.inputs
 
 
 class T2ISceneSettings(bpy.types.PropertyGroup):

@@ -166,7 +166,15 @@ def test_use_render_sends_the_colour_render_as_init_image(scene, backend):
 def test_use_render_with_a_family_that_takes_none_is_reported(scene):
     add_camera(scene)
     add_plane(scene)
-    _settings(scene, use_render_size=False, width=64, height=64, use_render=True)
+    _settings(scene, use_render_size=False, width=64, height=64)
     scene.t2i.model_preset = "flux-depth"
+    scene.t2i.use_render = True
     with pytest.raises(RuntimeError, match="takes no colour render"):
         bpy.ops.t2i.generate()
+
+
+def test_choosing_an_edit_model_turns_on_use_render(scene):
+    scene.t2i.model_preset = "flux-kontext"
+    assert scene.t2i.use_render
+    scene.t2i.model_preset = "tiny-sd15-depth"
+    assert not scene.t2i.use_render
