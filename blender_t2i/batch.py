@@ -23,6 +23,7 @@ from . import batch_plan, generation
 from .batch_plan import Manifest, OutputPattern, PlanError
 from .client import BackendClient, BackendConfig, BackendFailure, get_client
 from .depth_control import DepthOptions, lock_depth_range
+from .preferences import apply_device_preferences
 from .render_hooks import own_renders
 
 log = logging.getLogger("blender_t2i")
@@ -167,6 +168,7 @@ def _generate_frames(scene: bpy.types.Scene, options: BatchOptions, depth: Depth
             depth_options=depth, use_render=options.init == "render")
         if options.model is not None:
             job.request["model"] = options.model
+        apply_device_preferences(job.request)
         return job
 
     def finish(item: _InFlight, result: dict[str, Any]) -> None:

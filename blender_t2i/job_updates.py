@@ -20,7 +20,7 @@ from bpy.app.handlers import persistent
 from . import generation, history, outputs, results
 from .generation import PreparedJob
 from .job_queue import JobQueue, Update, UpdateKind, get_job_queue, preview_file
-from .preferences import addon_preferences
+from .preferences import apply_device_preferences
 
 log = logging.getLogger("blender_t2i")
 
@@ -58,10 +58,7 @@ def prepare(context: bpy.types.Context) -> QueuedJob:
         settings.seed = random.randrange(2**31)  # the panel shows the seed this job used
     prepared = generation.prepare_job(scene, results.output_folder(scene))
     results.show_image(results.DEPTH_IMAGE, prepared.control.path)
-    prefs = addon_preferences(context)
-    prepared.request["memory_mode"] = prefs.memory_mode
-    if prefs.device != "auto":
-        prepared.request["model"]["device"] = prefs.device
+    apply_device_preferences(prepared.request, context)
     prepared.request["preview"] = dict(PREVIEW)
     selected = getattr(context, "selected_objects", None) or []
     active = getattr(context, "active_object", None)

@@ -74,6 +74,14 @@ def addon_preferences(context: bpy.types.Context | None = None) -> T2IPreference
     return context.preferences.addons[ADDON_ID].preferences
 
 
+def apply_device_preferences(request: dict, context: bpy.types.Context | None = None) -> None:
+    """The preferences' memory mode and device, for every job however it was started."""
+    prefs = addon_preferences(context)
+    request["memory_mode"] = prefs.memory_mode
+    if prefs.device != "auto":
+        request["model"] = {**request["model"], "device": prefs.device}
+
+
 def user_path(sub: str) -> Path:
     """A folder in the extension's user data (the extension folder itself is read-only)."""
     return Path(bpy.utils.extension_path_user(ADDON_ID, path=sub, create=True))
