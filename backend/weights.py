@@ -52,11 +52,43 @@ def _looks_like_path(reference: str) -> bool:
             or (named_file and reference.count("/") < 2))
 
 
+MODEL_FOLDERS_ENV = "T2I_MODEL_FOLDERS"  # set by the add-on from its preferences
+_SEARCH_DEPTH = 3  # A1111 models/Stable-diffusion/x, ComfyUI models/checkpoints/sdxl/x
+
+
+def model_folders() -> list[Path]:
+    """The user's model folders (A1111 / ComfyUI `models` folders and the like)."""
+    value = os.environ.get(MODEL_FOLDERS_ENV, "")
+    return [Path(os.path.expanduser(p)) for p in value.split(os.pathsep) if p.strip()]
+
+
+def _in_model_folders(reference: str) -> Path | None:
+    """`reference` relative to a model folder, or a bare file name found a few levels down."""
+    if os.path.isabs(reference):
+        return None
+    for folder in model_folders():
+        candidate = folder / reference
+        if candidate.exists():
+            return candidate
+    if "/" in reference or "\\" in reference:
+        return None
+    for folder in model_folders():
+        for depth in range(1, _SEARCH_DEPTH + 1):
+            found = sorted(folder.glob("/".join(["*"] * depth) + "/" + reference))
+            if found:
+                return found[0]
+    return None
+
+
 def locate(reference: str) -> Path | None:
-    """Where `reference` is on this machine, or None; checks nothing inside."""
+    """Where `reference` is on this machine, or None; checks nothing inside. Looked up as a
+    path, then in the model folders, then as an HF repo id (or a file in one) in the cache."""
     path = Path(os.path.expanduser(reference))
     if path.exists():
         return path
+    found = _in_model_folders(reference)
+    if found is not None:
+        return found
     if _looks_like_path(reference) or reference.count("/") == 0:
         return None
     from huggingface_hub import hf_hub_download, snapshot_download
@@ -78,10 +110,11 @@ def resolve(reference: str, role: str) -> Source:
         raise ModelNotFound(f"no {role} model given")
     path = locate(reference)
     if path is None:
+        folders = "".join(f", in {folder}" for folder in model_folders())
         if _looks_like_path(reference) or reference.count("/") == 0:
             raise ModelNotFound(
                 f"{role} model '{reference}' does not exist (looked for a file or folder at "
-                f"{Path(os.path.expanduser(reference)).resolve()})")
+                f"{Path(os.path.expanduser(reference)).resolve()}{folders})")
         repo = "/".join(reference.split("/")[:2])
         raise ModelNotFound(
             f"{role} model '{reference}' is neither a local file or folder nor in the "

@@ -3,6 +3,8 @@ modes and schedulers, all on the tiny SD 1.5 model through the real protocol."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -111,3 +113,21 @@ def test_unload_frees_the_model_and_the_next_job_reloads(backend, sd15, make_job
     backend.send({"type": protocol.UNLOAD})
     backend.wait_for(protocol.UNLOADED)
     assert not _result(backend, make_job(model))["reused_model"]
+
+
+def test_model_folders_find_checkpoints_by_name_or_relative_path(tmp_path, monkeypatch):
+    from backend import weights
+    from backend.errors import ModelNotFound
+
+    comfy = tmp_path / "ComfyUI" / "models"
+    checkpoint = comfy / "checkpoints" / "sd15" / "dreamshaper_8.safetensors"
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_bytes(b"")
+    a1111 = tmp_path / "a1111" / "models"
+    (a1111 / "ControlNet").mkdir(parents=True)
+    monkeypatch.setenv(weights.MODEL_FOLDERS_ENV, f"{a1111}{os.pathsep}{comfy}")
+    assert weights.locate("dreamshaper_8.safetensors") == checkpoint
+    assert weights.locate("checkpoints/sd15/dreamshaper_8.safetensors") == checkpoint
+    assert weights.locate("ControlNet") == a1111 / "ControlNet"
+    with pytest.raises(ModelNotFound, match=f"in {comfy}"):
+        weights.resolve("missing.safetensors", "base")
