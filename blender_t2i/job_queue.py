@@ -81,6 +81,9 @@ class JobQueue:
         self._loaded_model = ""  # the model spec of the last finished job: no reload needed
         self._start_seconds = 0.0
         self._outbox: list[Update] = []  # updates made outside poll (cancelled pending jobs)
+        # the backend's `capabilities` reply, asked for once it is ready: which presets'
+        # weights are on this machine, devices, memory modes
+        self.capabilities: dict[str, Any] = {}
 
     # --- what the UI asks --------------------------------------------------------------------
 
@@ -97,6 +100,14 @@ class JobQueue:
     @property
     def progress(self) -> float:
         return self.step / self.total if self.total else 0.0
+
+    def preset_present(self, name: str) -> bool | None:
+        """Whether the backend found the preset's weights on this machine (None: not asked
+        yet, e.g. the backend has not started)."""
+        for preset in self.capabilities.get("presets", ()):
+            if preset.get("name") == name:
+                return bool(preset.get("present"))
+        return None
 
     # --- commands ----------------------------------------------------------------------------
 
@@ -189,7 +200,12 @@ class JobQueue:
                 return self._fail_all(exc)
             self._start_seconds = client.start_seconds
             self.status = Status.READY
+            with contextlib.suppress(BackendFailure):  # an exit shows up as the next event
+                client.send({"type": protocol.CAPABILITIES})
             return [Update(UpdateKind.READY, event=event)]
+        if kind == protocol.CAPABILITIES:
+            self.capabilities = event
+            return []
         job = self.current
         if job is None or event.get("id") != job.stem:
             if kind == protocol.ERROR and "id" not in event:

@@ -56,6 +56,9 @@ class T2I_PT_main(_T2IPanel, bpy.types.Panel):
         layout = self.layout
         settings = context.scene.t2i
         layout.prop(settings, "model_preset", text="")
+        present = get_job_queue().preset_present(settings.model_preset)
+        if present is False:
+            layout.label(text="Weights not on this machine: see docs/models.md", icon="ERROR")
         col = layout.column(align=True)
         col.prop(settings, "prompt", text="", icon="TEXT")
         col.prop(settings, "negative_prompt", text="", icon="REMOVE")

@@ -148,3 +148,18 @@ def test_a_scene_with_a_plane_draws_the_render_size(scene, ui):
     scene.render.resolution_x, scene.render.resolution_y = 640, 480
     scene.render.resolution_percentage = 50
     assert "320 x 240 px (render, snapped)" in draw(ui.panel.T2I_PT_settings.draw).texts()
+
+
+def test_the_panel_warns_when_the_chosen_presets_weights_are_not_here(scene, ui):
+    add_camera(scene)
+    scene.t2i.model_preset = "sd15-depth"
+    saved = ui.jobs.capabilities
+    try:
+        ui.jobs.capabilities = {"presets": [{"name": "sd15-depth", "present": False},
+                                            {"name": "tiny-sd15-depth", "present": True}]}
+        warning = "Weights not on this machine: see docs/models.md"
+        assert warning in draw(ui.panel.T2I_PT_main.draw).texts()
+        scene.t2i.model_preset = "tiny-sd15-depth"
+        assert warning not in draw(ui.panel.T2I_PT_main.draw).texts()
+    finally:
+        ui.jobs.capabilities = saved

@@ -6,7 +6,7 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -77,6 +77,19 @@ def test_queued_jobs_run_in_order_and_no_step_blocks(tmp_path, config):
     assert statuses[-1] == Status.READY
     assert longest < BLOCK_LIMIT_S, f"a step held the main thread {longest * 1000:.1f} ms"
     assert submit_seconds < 3 * BLOCK_LIMIT_S  # launching the backend does not wait for it
+
+
+def test_once_ready_the_queue_knows_which_presets_are_on_this_machine(tmp_path, config):
+    queue = JobQueue()
+    assert queue.preset_present("tiny-sd15-depth") is None  # nothing asked yet
+    empty_cache = (("HF_HUB_CACHE", str(tmp_path / "empty-hf-cache")),)
+    queue.submit(_job(tmp_path, "only"), replace(config, env=empty_cache))
+    _run(queue)
+    deadline = time.monotonic() + 30
+    while not queue.capabilities and time.monotonic() < deadline:
+        queue.poll(timeout=0.1)
+    assert queue.preset_present("tiny-sd15-depth") is True  # built locally
+    assert queue.preset_present("flux-depth") is False  # no HF cache here
 
 
 def test_cancel_stops_the_running_job_within_one_step_and_drops_the_waiting(tmp_path, config):
