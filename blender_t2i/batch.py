@@ -12,7 +12,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -76,11 +76,8 @@ def apply_options(scene: bpy.types.Scene, options: BatchOptions) -> None:
 
 def depth_options(scene: bpy.types.Scene, options: BatchOptions) -> DepthOptions:
     base = DepthOptions.from_scene(scene)
-    policy = options.depth_range.upper()
-    manual = options.near_far or base.manual
-    return DepthOptions(capture_path=base.capture_path, capture_engine=base.capture_engine,
-                        encoding=base.encoding, range_policy=policy, manual=manual,
-                        locked=base.locked, max_side=base.max_side)
+    return replace(base, range_policy=options.depth_range.upper(),
+                   manual=options.near_far or base.manual)
 
 
 def run_settings(scene: bpy.types.Scene, options: BatchOptions,
@@ -122,7 +119,7 @@ def run(scene: bpy.types.Scene, options: BatchOptions,
     if depth.range_policy == "LOCKED" and not options.dry_run:
         started = time.perf_counter()
         locked = lock_depth_range(scene, size, options.frames, depth)
-        depth = DepthOptions(**{**depth.__dict__, "locked": (locked.near, locked.far)})
+        depth = replace(depth, locked=(locked.near, locked.far))
         say(f"depth range locked over {len(options.frames)} frames: {locked.near:.4g}-"
             f"{locked.far:.4g} m ({time.perf_counter() - started:.1f} s)")
     settings = run_settings(scene, options, depth)

@@ -12,17 +12,17 @@ from pathlib import Path
 
 import bpy
 
-from ..compositor.scene_state import restoring
+from ..compositor.scene_state import remove_new_render_result_on_restore, restoring
 from .render_hooks import own_renders
 
 
 def render_colour(scene: bpy.types.Scene, size: tuple[int, int], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    had_render_result = "Render Result" in bpy.data.images
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".png", dir=path.parent)
     os.close(fd)
     try:
         with own_renders(), restoring() as restorer:
+            remove_new_render_result_on_restore(restorer)
             render = scene.render
             restorer.set_many(render, resolution_x=size[0], resolution_y=size[1],
                               resolution_percentage=100, use_border=False, filepath=tmp)
@@ -34,7 +34,4 @@ def render_colour(scene: bpy.types.Scene, size: tuple[int, int], path: Path) -> 
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        result = bpy.data.images.get("Render Result")
-        if result is not None and not had_render_result:
-            bpy.data.images.remove(result)
     return path

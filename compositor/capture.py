@@ -25,7 +25,7 @@ import numpy as np
 from ..blender_t2i import compat
 from . import shader
 from .encode import background_mask, check_size
-from .scene_state import Restorer, restoring
+from .scene_state import Restorer, remove_new_render_result_on_restore, restoring
 
 log = logging.getLogger("blender_t2i")
 
@@ -104,8 +104,7 @@ def _prepare_render(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, eng
                     width: int, height: int, restorer: Restorer) -> None:
     """Full frame at exactly width x height, square pixels, only what Z needs."""
     render = scene.render
-    if not any(image.type == "RENDER_RESULT" for image in bpy.data.images):
-        restorer.on_restore(_remove_render_result)  # a capture leaves no new datablock
+    remove_new_render_result_on_restore(restorer)
     restorer.set(render, "engine", engine)
     restorer.set_many(render, resolution_x=width, resolution_y=height,
                       resolution_percentage=100, pixel_aspect_x=1.0, pixel_aspect_y=1.0,
@@ -128,11 +127,6 @@ def _prepare_render(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, eng
         restorer.set_if_present(scene.eevee, taa_render_samples=1, use_shadows=False,
                                 use_raytracing=False)
         restorer.set(render, "filter_size", 0.0)
-
-
-def _remove_render_result() -> None:
-    for image in [i for i in bpy.data.images if i.type == "RENDER_RESULT"]:
-        bpy.data.images.remove(image)
 
 
 def _prepare_shader(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, engine: str,

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import bpy
+
 log = logging.getLogger("blender_t2i")
 
 
@@ -72,3 +74,15 @@ def restoring() -> Iterator[Restorer]:
         yield restorer
     finally:
         restorer.restore()
+
+
+def remove_new_render_result_on_restore(restorer: Restorer) -> None:
+    """A render creates the "Render Result" image; one that did not exist before is removed
+    when the restorer restores, so our renders leave no new datablock."""
+    if not any(image.type == "RENDER_RESULT" for image in bpy.data.images):
+        restorer.on_restore(_remove_render_results)
+
+
+def _remove_render_results() -> None:
+    for image in [i for i in bpy.data.images if i.type == "RENDER_RESULT"]:
+        bpy.data.images.remove(image)

@@ -24,7 +24,7 @@ class T2I_OT_capture_depth(bpy.types.Operator):
         try:
             preset, size = preset_and_size(scene)
             stem = jobs.new_job_stem(preset, scene.t2i.seed)
-            control = make_control_image(scene, size, results.output_folder(), stem,
+            control = make_control_image(scene, size, results.output_folder(scene), stem,
                                          context=context)
         except (CaptureError, ValueError) as exc:
             self.report({"ERROR"}, str(exc))

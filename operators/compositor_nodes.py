@@ -5,7 +5,7 @@ from __future__ import annotations
 import bpy
 
 from ..blender_t2i import generation
-from ..blender_t2i.depth_control import DepthOptions, capture, encode_capture, lock_size
+from ..blender_t2i.depth_control import DepthOptions, preview_range
 from ..compositor.capture import CaptureError
 from ..compositor.node_setup import DEPTH_NODE, add_t2i_nodes
 
@@ -23,9 +23,8 @@ class T2I_OT_add_compositor_nodes(bpy.types.Operator):
         options = DepthOptions.from_scene(scene)
         try:
             _preset, size = generation.preset_and_size(scene)
-            # the range the model would get now (auto ranges need a quick small capture)
-            _value, depth_range = encode_capture(capture(scene, lock_size(size), options),
-                                                 options)
+            # the range the model would get now, as the live preview shows it
+            depth_range = preview_range(scene, size, options)
         except (CaptureError, ValueError) as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
