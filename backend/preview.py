@@ -38,15 +38,24 @@ class LinearPreview:
 
 
 class TaesdPreview:
+    """A tiny autoencoder's decoder, fed exactly what the pipeline's own final decode would
+    give it had TAESD been swapped in as the VAE: FLUX's packed 2x2 patch grid unpacked
+    (pixel shuffle: patch channel c*4 + dy*2 + dx goes to pixel (2y + dy, 2x + dx)), then
+    `latents / scaling_factor + shift_factor`."""
+
     def __init__(self, decoder: Any):
         self.decoder = decoder
 
     def rgb(self, grid: torch.Tensor) -> torch.Tensor:
         decoder = self.decoder
+        config = decoder.config
         param = next(decoder.parameters())
+        latents = grid[None].to(param.device, param.dtype)
+        if latents.shape[1] == 4 * config.latent_channels:
+            latents = torch.nn.functional.pixel_shuffle(latents, 2)
+        latents = latents / config.scaling_factor + config.shift_factor
         with torch.no_grad():
-            return decoder.decode(grid[None].to(param.device, param.dtype),
-                                  return_dict=False)[0][0].float()
+            return decoder.decode(latents, return_dict=False)[0][0].float()
 
 
 @torch.no_grad()

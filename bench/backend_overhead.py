@@ -123,8 +123,8 @@ _jobs = iter(range(1_000_000))
 
 
 def protocol_run(backend: Backend, roles: dict[str, Path], depth_path: Path, work: Path,
-                 args: argparse.Namespace, preview: bool) -> tuple[float, float]:
-    """(job wall time from send to result, the backend's own generate time per step)"""
+                 args: argparse.Namespace, preview: bool) -> tuple[float, dict[str, float]]:
+    """(job wall time from send to result, the backend's own timings of the job's parts)"""
     job_id = f"job{next(_jobs)}"
     sent = time.perf_counter()
     backend.send({
@@ -135,7 +135,7 @@ def protocol_run(backend: Backend, roles: dict[str, Path], depth_path: Path, wor
         "model": {"family": "sd15_controlnet", "base": str(roles["base"]),
                   "controlnet": str(roles["controlnet"]), "device": args.device}})
     result = backend.wait("result", job_id)
-    return time.perf_counter() - sent, result["timings"]["generate"] / args.steps
+    return time.perf_counter() - sent, result["timings"]
 
 
 def main() -> None:
@@ -171,11 +171,14 @@ def main() -> None:
     # Warm: interleaved, so load from other processes on the machine hits all three alike.
     pipe = load_direct(roles, args.device)
     direct_run(pipe, depth, args)
-    direct, direct_saved, previews, quiet, steps = [], [], [], [], []
+    direct, direct_saved, previews, quiet = [], [], [], []
+    parts: dict[str, list[float]] = {}
     for _ in range(args.runs):
-        job_s, step_s = protocol_run(backend, roles, depth_path, work, args, preview=True)
+        job_s, timings = protocol_run(backend, roles, depth_path, work, args, preview=True)
         previews.append(job_s)
-        steps.append(step_s)
+        for part, seconds in timings.items():
+            parts.setdefault(part, []).append(seconds)
+        parts.setdefault("outside", []).append(job_s - timings["total"])
         called, saved = direct_run(pipe, depth, args, save_to=work / "direct.png")
         direct.append(called)
         direct_saved.append(saved)
@@ -185,7 +188,8 @@ def main() -> None:
     base = statistics.median(direct)
     print(f"\n{args.size}x{args.size}, {args.steps} steps, {args.runs} warm runs each, "
           f"device {args.device}")
-    print(f"  one step (in the backend)          {statistics.median(steps) * 1000:8.0f} ms")
+    step_ms = statistics.median(parts["generate"]) / args.steps * 1000
+    print(f"  one step (in the backend)          {step_ms:8.0f} ms")
     print(f"  direct diffusers call              {base:8.3f} s (median)")
     saved = statistics.median(direct_saved)
     print(f"  direct call + writing its PNG      {saved:8.3f} s  ({saved - base:+.3f} s)")
@@ -193,6 +197,13 @@ def main() -> None:
                         ("backend, previews off", quiet)):
         job = statistics.median(runs)
         print(f"  {label:<34} {job:8.3f} s  overhead {100 * (job - base) / base:+5.1f}%")
+    print("  where a backend job's time goes (previews on, medians):")
+    for part, label in (("load", "model lookup (already loaded)"),
+                        ("inputs", "reading the depth picture"),
+                        ("generate", "pipeline run, previews"),
+                        ("write", "writing the result PNG"),
+                        ("outside", "protocol, pipes, process")):
+        print(f"    {label:<32} {statistics.median(parts[part]) * 1000:8.1f} ms")
     print("cold start")
     print(f"  spawn + imports until ready        {ready_s:8.2f} s")
     print(f"  first job (load + preview fit + run) {first_job_s:6.2f} s")

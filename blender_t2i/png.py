@@ -1,5 +1,11 @@
-"""A small PNG writer (numpy + zlib): Blender ships no Pillow, and depth needs 16-bit grey.
+"""The project's PNG writer (numpy + zlib): Blender ships no Pillow, depth needs 16-bit grey, and
+the backend writes every result through it because it is several times faster than Pillow's.
 
+Speed matters for results: a 1024² RGB image is 3 MB of rows, and Pillow spends ~100 ms on it
+(adaptive filtering tries five filters per row). Here every row uses the "Up" filter (one numpy
+subtraction; smooth pictures compress as well as with adaptive filtering) and large images are
+deflated in slices on several threads (zlib releases the GIL), each slice primed with the 32 KiB
+before it, the way pigz does, so the output is one ordinary zlib stream.
 Files are written atomically (temp file + rename) so a crash never leaves a truncated PNG.
 """
 
@@ -9,9 +15,14 @@ import os
 import struct
 import tempfile
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+
+_SLICE = 512 << 10  # bytes of rows per thread: below this, threads cost more than they save
+_WINDOW = 32 << 10  # deflate's window: how much of the previous slice primes the next
+_MAX_THREADS = 8
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -19,9 +30,43 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
             + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
 
 
-def encode_png(pixels: np.ndarray, text: dict[str, str] | None = None) -> bytes:
+def _filtered_rows(pixels: np.ndarray, bit_depth: int) -> bytes:
+    """The image as PNG scanlines: each row is filter byte 2 ("Up") then its bytes minus the
+    row above's (mod 256)."""
+    height = pixels.shape[0]
+    rows = pixels.astype(">u2" if bit_depth == 16 else np.uint8).reshape(height, -1).view(np.uint8)
+    lines = np.empty((height, rows.shape[1] + 1), np.uint8)
+    lines[:, 0] = 2
+    lines[0, 1:] = rows[0]
+    np.subtract(rows[1:], rows[:-1], out=lines[1:, 1:])
+    return lines.tobytes()
+
+
+def _deflate(raw: bytes, level: int) -> bytes:
+    """A zlib stream of `raw`, made on several threads when it is large."""
+    slices = min(_MAX_THREADS, os.cpu_count() or 1, len(raw) // _SLICE)
+    if slices < 2:
+        return zlib.compress(raw, level)
+    size = -(-len(raw) // slices)
+    view = memoryview(raw)
+
+    def deflate_slice(start: int) -> bytes:
+        last = start + size >= len(raw)
+        primer = bytes(view[max(0, start - _WINDOW):start])
+        compressor = (zlib.compressobj(level, zlib.DEFLATED, -15, zdict=primer) if primer
+                      else zlib.compressobj(level, zlib.DEFLATED, -15))
+        # A sync flush ends a slice on a byte boundary without marking the stream's end.
+        return compressor.compress(view[start:start + size]) + compressor.flush(
+            zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+
+    with ThreadPoolExecutor(slices, thread_name_prefix="t2i-png") as pool:
+        body = b"".join(pool.map(deflate_slice, range(0, len(raw), size)))
+    return b"\x78\x9c" + body + struct.pack(">I", zlib.adler32(raw) & 0xFFFFFFFF)
+
+
+def encode_png(pixels: np.ndarray, text: dict[str, str] | None = None, level: int = 6) -> bytes:
     """PNG bytes for uint8 or uint16 pixels shaped (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA,
-    top row first. `text` goes into iTXt chunks (UTF-8)."""
+    top row first. `text` goes into iTXt chunks (UTF-8). `level`: zlib level, 1 is fastest."""
     if pixels.dtype not in (np.uint8, np.uint16):
         raise TypeError(f"PNG pixels must be uint8 or uint16, not {pixels.dtype}")
     if pixels.ndim == 2:
@@ -31,19 +76,18 @@ def encode_png(pixels: np.ndarray, text: dict[str, str] | None = None) -> bytes:
     if colour_type is None:
         raise ValueError(f"PNG pixels need 1, 3 or 4 channels, not {channels}")
     bit_depth = 16 if pixels.dtype == np.uint16 else 8
-    rows = pixels.astype(">u2" if bit_depth == 16 else np.uint8).reshape(height, -1).view(np.uint8)
-    raw = np.concatenate([np.zeros((height, 1), np.uint8), rows], axis=1)  # filter 0 per row
     header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
     body = _chunk(b"IHDR", header)
     for key, value in (text or {}).items():
         body += _chunk(b"iTXt", key.encode("latin-1") + b"\0\0\0\0\0" + value.encode("utf-8"))
-    body += _chunk(b"IDAT", zlib.compress(raw.tobytes(), 6)) + _chunk(b"IEND", b"")
+    idat = _deflate(_filtered_rows(pixels, bit_depth), level)
+    body += _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
     return b"\x89PNG\r\n\x1a\n" + body
 
 
 def write_png(path: str | os.PathLike, pixels: np.ndarray,
-              text: dict[str, str] | None = None) -> Path:
-    return write_bytes_atomic(path, encode_png(pixels, text))
+              text: dict[str, str] | None = None, level: int = 6) -> Path:
+    return write_bytes_atomic(path, encode_png(pixels, text, level))
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shutil
 import subprocess
 import sys
 import threading
@@ -164,3 +165,21 @@ def spec(family: str, roles: dict[str, Path], **extra: Any) -> dict[str, Any]:
 @pytest.fixture
 def model_spec() -> Any:
     return spec
+
+
+@pytest.fixture
+def hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """hf_cache(repo_id, folder): lay `folder` out in a private HF cache as a downloaded
+    snapshot of `repo_id` (refs/main -> snapshots/<commit>/), the way huggingface_hub leaves
+    it. HF_HUB_CACHE points there for this process and for backends started afterwards."""
+    cache = tmp_path / "hf-cache"
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    commit = "0123456789abcdef0123456789abcdef01234567"
+
+    def add(repo_id: str, folder: Path) -> None:
+        root = cache / f"models--{repo_id.replace('/', '--')}"
+        shutil.copytree(folder, root / "snapshots" / commit)
+        (root / "refs").mkdir(parents=True, exist_ok=True)
+        (root / "refs" / "main").write_text(commit)
+
+    return add

@@ -131,3 +131,18 @@ def test_model_folders_find_checkpoints_by_name_or_relative_path(tmp_path, monke
     assert weights.locate("ControlNet") == a1111 / "ControlNet"
     with pytest.raises(ModelNotFound, match=f"in {comfy}"):
         weights.resolve("missing.safetensors", "base")
+
+
+def test_repo_ids_load_from_the_local_hf_cache(start_backend, sd15, make_job, hf_cache):
+    """`org/name` as found after `huggingface-cli download`, offline; the same pixels as the
+    folders they came from."""
+    hf_cache("t2i-test/tiny-sd15", sd15["base"])
+    hf_cache("t2i-test/tiny-sd15-depth", sd15["controlnet"])
+    backend = start_backend()
+    backend.hello()
+    by_id = _result(backend, make_job({"family": "sd15_controlnet", "base": "t2i-test/tiny-sd15",
+                                       "controlnet": "t2i-test/tiny-sd15-depth"}))
+    by_folder = _result(backend, make_job({"family": "sd15_controlnet",
+                                           "base": str(sd15["base"]),
+                                           "controlnet": str(sd15["controlnet"])}))
+    np.testing.assert_array_equal(_pixels(by_id), _pixels(by_folder))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import zlib
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -37,3 +40,26 @@ def test_atomic_write_leaves_no_temp_file_and_replaces(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
     with Image.open(target) as image:
         assert np.array(image).max() == 9
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_large_images_deflated_on_several_threads_are_one_valid_stream(monkeypatch, dtype):
+    """Slices compressed apart (each primed with the bytes before it) must join into one zlib
+    stream whose checksum holds, smooth areas and noise alike."""
+    monkeypatch.setattr(png, "_SLICE", 4096)
+    monkeypatch.setattr(png.os, "cpu_count", lambda: 8)
+    rng = np.random.default_rng(1)
+    ramp = np.linspace(0, np.iinfo(dtype).max, 96 * 80).reshape(96, 80)
+    pixels = np.stack([ramp, ramp.T.reshape(96, 80), ramp[::-1]], axis=-1).astype(dtype)
+    pixels[40:70] = rng.integers(0, np.iinfo(dtype).max, size=(30, 80, 3), dtype=dtype)
+    data = png.encode_png(pixels, level=1)
+    idat = data[data.index(b"IDAT") + 4:data.index(b"IEND") - 8]
+    raw = zlib.decompress(idat)  # raises on a broken stream or a wrong Adler-32
+    assert len(raw) == 96 * (1 + 80 * 3 * pixels.itemsize)
+    with Image.open(io.BytesIO(data)) as image:
+        decoded = np.array(image)
+    if dtype == np.uint16:  # Pillow reads 16-bit RGB as 8 bits per channel; check the bytes
+        expected = pixels.astype(">u2").view(np.uint8)[..., ::2].reshape(96, 80, 3)
+        np.testing.assert_array_equal(decoded, expected)
+    else:
+        np.testing.assert_array_equal(decoded, pixels)
