@@ -59,6 +59,7 @@ class JobResult:
     paths: list[str]
     timings: dict[str, float] = field(default_factory=dict)
     reused: bool = False  # the pipeline was already loaded (no reload for this job)
+    peak_memory: int | None = None  # bytes of device memory the job peaked at (CUDA only)
 
 
 @dataclass
@@ -112,6 +113,9 @@ class Runner:
                 raise JobCancelled(request.id)
             return kwargs
 
+        cuda = torch.device(loaded.device) if loaded.device.startswith("cuda") else None
+        if cuda is not None:
+            torch.cuda.reset_peak_memory_stats(cuda)
         started = time.perf_counter()
         try:
             with torch.inference_mode():
@@ -135,7 +139,8 @@ class Runner:
         path = Path(request.output_dir) / f"{request.id}.png"
         write_png_atomic(image, path, _png_parameters(request))
         timings["write"] = round(time.perf_counter() - started, 4)
-        return JobResult(paths=[str(path)], timings=timings, reused=loaded is reused)
+        return JobResult(paths=[str(path)], timings=timings, reused=loaded is reused,
+                         peak_memory=torch.cuda.max_memory_allocated(cuda) if cuda else None)
 
     # --- loading ---------------------------------------------------------------------------
 

@@ -170,7 +170,11 @@ class Server:
             result.timings["total"] = round(time.perf_counter() - started, 4)
             self.events.send({"type": protocol.RESULT, "id": job_id,
                               "paths": result.paths, "seed": request.seed,
-                              "timings": result.timings, "reused_model": result.reused})
+                              "timings": result.timings, "reused_model": result.reused,
+                              "peak_memory": result.peak_memory})
+            log.info("job %s: %.2f s%s", job_id, result.timings["total"],
+                     f", device memory peak {result.peak_memory / 2**30:.2f} GiB"
+                     if result.peak_memory else "")
         except JobCancelled:
             self.events.send({"type": protocol.CANCELLED, "id": job_id})
         except BackendError as exc:

@@ -131,9 +131,15 @@ def config_folder(config: str | None) -> str | None:
 # which skips unpacking on every step (the preview map is fitted in the same space).
 
 
+def decode_device(pipe: Any) -> torch.device:
+    """Where the VAE will run: with model or group offload its weights sit on the CPU until
+    the decode moves them, so the latents must go to the pipeline's execution device."""
+    return pipe._execution_device
+
+
 def sd_decode(pipe: Any, grid: torch.Tensor) -> torch.Tensor:
     vae = pipe.vae
-    latents = grid.to(vae.device, vae.dtype) / vae.config.scaling_factor
+    latents = grid.to(decode_device(pipe), vae.dtype) / vae.config.scaling_factor
     return vae.decode(latents, return_dict=False)[0]
 
 
@@ -161,7 +167,7 @@ def flux_decode(pipe: Any, grid: torch.Tensor) -> torch.Tensor:
     _, _, rows, cols = grid.shape
     latents = pipe._unpack_latents(grid_to_tokens(grid), rows * 2 * factor, cols * 2 * factor,
                                    factor)
-    latents = latents.to(vae.device, vae.dtype) / vae.config.scaling_factor \
+    latents = latents.to(decode_device(pipe), vae.dtype) / vae.config.scaling_factor \
         + vae.config.shift_factor
     return vae.decode(latents, return_dict=False)[0]
 

@@ -59,7 +59,7 @@ def latent_grid(pipe: Any, latents: torch.Tensor, job: common.Job) -> torch.Tens
 def decode_grid(pipe: Any, grid: torch.Tensor) -> torch.Tensor:
     """Undo FLUX.2's latent batch-norm and 2x2 patchify, then decode."""
     vae = pipe.vae
-    grid = grid.to(vae.device, vae.dtype)
+    grid = grid.to(common.decode_device(pipe), vae.dtype)
     mean = vae.bn.running_mean.view(1, -1, 1, 1).to(grid.device, grid.dtype)
     std = torch.sqrt(vae.bn.running_var.view(1, -1, 1, 1) + vae.config.batch_norm_eps).to(
         grid.device, grid.dtype)

@@ -59,7 +59,8 @@ def decode_grid(pipe: Any, grid: torch.Tensor) -> torch.Tensor:
     factor = pipe.vae_scale_factor
     _, _, rows, cols = grid.shape
     latents = pipe._unpack_latents(common.grid_to_tokens(grid), rows * 2 * factor,
-                                   cols * 2 * factor, factor).to(vae.device, vae.dtype)
+                                   cols * 2 * factor, factor)
+    latents = latents.to(common.decode_device(pipe), vae.dtype)
     shape = (1, vae.config.z_dim, 1, 1, 1)
     mean = torch.tensor(vae.config.latents_mean).view(shape).to(latents.device, latents.dtype)
     std = torch.tensor(vae.config.latents_std).view(shape).to(latents.device, latents.dtype)

@@ -57,5 +57,6 @@ def latent_grid(pipe: Any, latents: torch.Tensor, job: common.Job) -> torch.Tens
 
 def decode_grid(pipe: Any, grid: torch.Tensor) -> torch.Tensor:
     vae = pipe.vae
-    latents = grid.to(vae.device, vae.dtype) / vae.config.scaling_factor + vae.config.shift_factor
+    latents = grid.to(common.decode_device(pipe), vae.dtype)
+    latents = latents / vae.config.scaling_factor + vae.config.shift_factor
     return vae.decode(latents, return_dict=False)[0]
