@@ -18,14 +18,19 @@ W, H = 64, 48
 
 
 def _read_png(path) -> np.ndarray:
-    """Grey 8/16-bit PNGs as the add-on writes them (one IDAT, filter 0 on every row)."""
+    """Grey 8/16-bit PNGs as the add-on writes them (one IDAT, rows filtered "None" or "Up"),
+    decoded here rather than by the writer's own code."""
     data = path.read_bytes()
     _width, height, depth = struct.unpack(">IIB", data[16:25])
     start = data.index(b"IDAT") + 4
     (size,) = struct.unpack(">I", data[start - 8:start - 4])
-    raw = np.frombuffer(zlib.decompress(data[start:start + size]), np.uint8)
-    rows = raw.reshape(height, -1)[:, 1:]
-    return rows.view(">u2").astype(np.uint16) if depth == 16 else rows.copy()
+    lines = np.frombuffer(zlib.decompress(data[start:start + size]), np.uint8).reshape(height, -1)
+    filters, rows = lines[:, 0], lines[:, 1:].copy()
+    assert set(filters.tolist()) <= {0, 2}, f"unexpected PNG row filters {set(filters.tolist())}"
+    for y in range(1, height):
+        if filters[y] == 2:  # "Up": stored minus the row above, mod 256
+            rows[y] += rows[y - 1]
+    return rows.view(">u2").astype(np.uint16) if depth == 16 else rows
 
 
 def _png_text(path) -> dict[str, str]:
