@@ -80,6 +80,7 @@ def record_result(job: PreparedJob, result: dict[str, Any],
         "control_strength": request["control_strength"], "size": list(job.size),
         "depth_range": [job.control.depth_range.near, job.control.depth_range.far],
         "depth": str(job.control.path), "result": result["paths"][0], "timings": timings,
+        "peak_memory": result.get("peak_memory"),  # bytes on the GPU (CUDA), for sizing farms
     }
     write_bytes_atomic(job.folder / f"{job.stem}.json", json.dumps(record, indent=2).encode())
     return record

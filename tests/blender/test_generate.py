@@ -68,6 +68,8 @@ def test_generate_makes_an_image_of_the_requested_size(scene, backend):
     record = json.loads(record_path.read_text())
     assert record["seed"] == 11 and record["size"] == [96, 64]
     assert Path(record["depth"]).exists()
+    assert set(record["timings"]) >= {"capture", "load", "inputs", "generate", "write", "total"}
+    assert record["peak_memory"] is None  # reported on CUDA only
 
 
 def test_saved_blend_gets_its_results_beside_it(scene, backend, tmp_path):
