@@ -23,6 +23,11 @@ from typing import IO
 log = logging.getLogger("blender_t2i")
 
 TORCH_VERSION = "2.13.0"
+# torchvision's release built against TORCH_VERSION, from the same index as torch (a mismatched
+# pair fails to import). Only Qwen-Image-Edit needs it: transformers builds that model's video
+# processor with it.
+TORCHVISION_VERSION = "0.28.0"
+TORCH_PACKAGES = (f"torch=={TORCH_VERSION}", f"torchvision=={TORCHVISION_VERSION}")
 CUDA_INDEX_URL = "https://download.pytorch.org/whl/cu128"  # PyTorch's CUDA 12.8 wheels
 # What the backend imports, pinned to the versions it is tested with (requirements/main.txt).
 BACKEND_PACKAGES: tuple[str, ...] = (
@@ -32,6 +37,7 @@ BACKEND_PACKAGES: tuple[str, ...] = (
 # Distribution names the check looks for (import names can differ: pillow -> PIL).
 REQUIRED = ("torch", "diffusers", "transformers", "accelerate", "safetensors", "peft",
             "huggingface-hub", "pillow", "numpy")
+OPTIONAL = {"torchvision": "Qwen-Image-Edit will not load"}  # name -> what its absence costs
 MIN_PYTHON = (3, 10)
 FLAVOURS = ("cpu", "cuda")
 
@@ -46,7 +52,7 @@ def install_commands(base_python: str, venv_dir: Path, flavour: str,
                      find_links: str = "") -> list[list[str]]:
     """The commands that make `venv_dir` a backend environment.
 
-    cpu: torch from PyPI; cuda: torch from PyTorch's cu128 index. The other packages always
+    cpu: torch and torchvision from PyPI; cuda: both from PyTorch's cu128 index. The others always
     come from PyPI. With `find_links` (a folder of wheels) nothing is fetched from the network.
     """
     if flavour not in FLAVOURS:
@@ -62,7 +68,7 @@ def install_commands(base_python: str, venv_dir: Path, flavour: str,
     commands = []
     if not venv_python(venv_dir).exists():
         commands.append([base_python, "-m", "venv", str(venv_dir)])
-    commands.append([*pip, *torch_source, f"torch=={TORCH_VERSION}"])
+    commands.append([*pip, *torch_source, *TORCH_PACKAGES])
     commands.append([*pip, *source, *BACKEND_PACKAGES])
     return commands
 
@@ -71,7 +77,7 @@ CHECK_SCRIPT = """
 import json, sys
 from importlib import metadata
 report = {"python": list(sys.version_info[:3]), "packages": {}, "torch": None}
-for name in %r:
+for name in %r + %r:
     try:
         report["packages"][name] = metadata.version(name)
     except metadata.PackageNotFoundError:
@@ -86,7 +92,7 @@ if report["packages"].get("torch"):
     except Exception as exc:
         report["torch"] = {"error": f"{type(exc).__name__}: {exc}"}
 print("T2I-CHECK " + json.dumps(report))
-""" % (REQUIRED,)  # noqa: UP031 (the script's own braces make format() awkward)
+""" % (REQUIRED, tuple(OPTIONAL))  # noqa: UP031 (the script's own braces make format() awkward)
 
 
 def check_command(python: str) -> list[str]:
@@ -97,7 +103,7 @@ def check_command(python: str) -> list[str]:
 class CheckReport:
     ok: bool
     summary: str  # one line for the report
-    next_step: str = ""  # what the user should do, empty when ok
+    next_step: str = ""  # what the user should do, empty when nothing
     missing: list[str] = field(default_factory=list)
 
 
@@ -115,7 +121,7 @@ def parse_check(output: str, returncode: int, python: str) -> CheckReport:
     if version[:2] < MIN_PYTHON:
         return CheckReport(False, f"Python {shown} is too old for the backend",
                            "Use Python 3.10 or newer (Install Backend creates one).")
-    missing = [name for name, found in report["packages"].items() if not found]
+    missing = [name for name in REQUIRED if not report["packages"].get(name)]
     if missing:
         return CheckReport(False, f"Python {shown} lacks {', '.join(missing)}",
                            "Use Install Backend, or pip-install them into this Python.",
@@ -126,15 +132,20 @@ def parse_check(output: str, returncode: int, python: str) -> CheckReport:
                            "Reinstall the backend (Install Backend) with the right torch "
                            "flavour for this machine.")
     device = f"CUDA: {', '.join(torch['devices'])}" if torch.get("cuda") else "CPU only"
+    lacking = [f"no {name}: {cost}" for name, cost in OPTIONAL.items()
+               if not report["packages"].get(name)]
     return CheckReport(True, f"Backend ready: Python {shown}, torch "
-                             f"{report['packages']['torch']} ({device})")
+                             f"{report['packages']['torch']} ({device})"
+                             + "".join(f"; {text}" for text in lacking),
+                       "Install Backend adds what is missing." if lacking else "")
 
 
 _HINTS = (
     (("Temporary failure in name resolution", "Failed to establish a new connection",
       "Network is unreachable", "ConnectTimeout", "ReadTimeout"),
      "No internet connection: connect and try again, or install from a local folder of wheels."),
-    (("No matching distribution", "Could not find a version"),
+    # Our pins agree with each other, so pip's "conflict" means a pinned build is not there.
+    (("No matching distribution", "Could not find a version", "ResolutionImpossible"),
      "A package has no build for this Python or platform (or is missing from the wheel "
      "folder): check the Python version, or use another torch flavour."),
     (("No space left on device",), "The disk is full: free some space and try again."),

@@ -209,8 +209,10 @@ class T2I_OT_check_backend(_RunOperator, bpy.types.Operator):
         report = backend_install.parse_check("\n".join(run.tail), run.returncode or 0,
                                              getattr(self, "_python", ""))
         SetupRuns.check_report = report
-        if report.ok:
-            self.report({"INFO"}, report.summary)
+        if report.ok:  # ready, though an optional package may be missing (next_step says)
+            self.report({"WARNING"} if report.next_step else {"INFO"},
+                        f"{report.summary}. {report.next_step}" if report.next_step
+                        else report.summary)
             return {"FINISHED"}
         self.report({"ERROR"}, f"{report.summary}. {report.next_step}")
         return {"CANCELLED"}

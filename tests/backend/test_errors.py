@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import shutil
 
 import pytest
@@ -119,3 +121,16 @@ def test_bad_optional_fields_are_bad_requests(backend, make_job, field, value):
     assert event["code"] == ErrorCode.BAD_REQUEST
     assert event["id"] == job["id"]
     assert field in event["message"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torchvision") is not None,
+                    reason="torchvision is installed here")
+def test_qwen_image_edit_without_torchvision_says_what_to_install(backend, make_job, tmp_path):
+    folder = tmp_path / "Qwen-Image-Edit-2511"
+    folder.mkdir()
+    (folder / "model_index.json").write_text(json.dumps(
+        {"_class_name": "QwenImageEditPlusPipeline"}))
+    final = _error(backend, make_job({"family": "qwen_image_edit", "base": str(folder)}))
+    assert final["code"] == ErrorCode.MODEL_LOAD_FAILED
+    assert "needs torchvision" in final["message"]
+    assert "Install Backend" in final["hint"]

@@ -31,8 +31,7 @@ def prefs(addon):
 def wheelhouse(tmp_path_factory):
     install = sys.modules[MODULE].blender_t2i.backend_install
     return build_backend_wheelhouse(tmp_path_factory.mktemp("wheels"),
-                                    [f"torch=={install.TORCH_VERSION}",
-                                     *install.BACKEND_PACKAGES])
+                                    [*install.TORCH_PACKAGES, *install.BACKEND_PACKAGES])
 
 
 def test_install_from_a_wheel_folder_then_check_the_new_environment(

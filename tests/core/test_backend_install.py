@@ -21,16 +21,16 @@ def test_cpu_install_creates_the_venv_and_takes_torch_from_pypi(tmp_path):
     pip = [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
     assert commands == [
         ["/usr/bin/python3", "-m", "venv", str(venv)],
-        [*pip, "torch==2.13.0"],
+        [*pip, "torch==2.13.0", "torchvision==0.28.0"],
         [*pip, *install.BACKEND_PACKAGES],
     ]
 
 
-def test_cuda_install_takes_only_torch_from_the_cu128_index(tmp_path):
+def test_cuda_install_takes_only_torch_and_torchvision_from_the_cu128_index(tmp_path):
     commands = install.install_commands("/usr/bin/python3", tmp_path / "v", "cuda")
     torch_command, packages_command = commands[1], commands[2]
-    assert torch_command[-3:] == ["--index-url", "https://download.pytorch.org/whl/cu128",
-                                  "torch==2.13.0"]
+    assert torch_command[-4:] == ["--index-url", "https://download.pytorch.org/whl/cu128",
+                                  "torch==2.13.0", "torchvision==0.28.0"]
     assert "--index-url" not in packages_command
 
 
@@ -51,7 +51,7 @@ def test_an_unknown_flavour_is_refused():
 
 
 def _check_output(python=(3, 11, 9), **packages):
-    found = {name: "1.0" for name in install.REQUIRED}
+    found = {name: "1.0" for name in (*install.REQUIRED, *install.OPTIONAL)}
     found.update(packages)
     torch = {"cuda": False, "devices": []}
     return "noise\nT2I-CHECK " + json.dumps({"python": list(python), "packages": found,
@@ -73,11 +73,20 @@ def test_check_refuses_an_old_python_and_an_interpreter_that_does_not_run():
 def test_check_passes_a_complete_environment():
     report = install.parse_check(_check_output(torch="2.13.0"), 0, "py")
     assert report.ok and "torch 2.13.0 (CPU only)" in report.summary
+    assert report.next_step == ""
+
+
+def test_check_without_torchvision_is_ready_but_says_what_will_not_load():
+    report = install.parse_check(_check_output(torchvision=None), 0, "py")
+    assert report.ok and report.missing == []
+    assert "no torchvision: Qwen-Image-Edit will not load" in report.summary
+    assert "Install Backend" in report.next_step
 
 
 def test_failure_hints_follow_pips_words():
     assert "internet" in install.failure_hint(["Temporary failure in name resolution"])
     assert "no build" in install.failure_hint(["ERROR: No matching distribution found for x"])
+    assert "no build" in install.failure_hint(["ERROR: ResolutionImpossible: for help visit"])
     assert "log" in install.failure_hint(["something else"])
 
 
@@ -132,7 +141,7 @@ def test_cancel_terminates_the_running_command(tmp_path):
 
 def test_offline_install_into_a_new_venv_then_check_it(tmp_path):
     wheels = build_backend_wheelhouse(
-        tmp_path / "wheels", [f"torch=={install.TORCH_VERSION}", *install.BACKEND_PACKAGES])
+        tmp_path / "wheels", [*install.TORCH_PACKAGES, *install.BACKEND_PACKAGES])
     venv = tmp_path / "backend-venv"
     commands = install.install_commands(sys.executable, venv, "cpu", find_links=str(wheels))
     run = install.CommandRun(commands, tmp_path / "install.log", "Install backend").start()
