@@ -206,6 +206,16 @@ def folder_class_name(folder: Path) -> str | None:
     return None
 
 
+def folder_component_classes(folder: Path) -> list[str]:
+    """The class names a diffusers pipeline folder's model_index.json lists for its parts."""
+    try:
+        index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return []
+    return [value[1] for value in index.values()
+            if isinstance(value, list) and len(value) == 2 and isinstance(value[1], str)]
+
+
 class _LazyTensorView:
     """Just enough of a state dict (keys, shapes) for diffusers' checkpoint-type sniffing,
     without reading any tensor data."""

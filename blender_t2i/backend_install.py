@@ -24,8 +24,8 @@ log = logging.getLogger("blender_t2i")
 
 TORCH_VERSION = "2.13.0"
 # torchvision's release built against TORCH_VERSION, from the same index as torch (a mismatched
-# pair fails to import). Only Qwen-Image-Edit needs it: transformers builds that model's video
-# processor with it.
+# pair fails to import). Only Qwen-Image-Edit and FLUX.2 dev need it: transformers builds their
+# input processors with it.
 TORCHVISION_VERSION = "0.28.0"
 TORCH_PACKAGES = (f"torch=={TORCH_VERSION}", f"torchvision=={TORCHVISION_VERSION}")
 CUDA_INDEX_URL = "https://download.pytorch.org/whl/cu128"  # PyTorch's CUDA 12.8 wheels
@@ -37,7 +37,8 @@ BACKEND_PACKAGES: tuple[str, ...] = (
 # Distribution names the check looks for (import names can differ: pillow -> PIL).
 REQUIRED = ("torch", "diffusers", "transformers", "accelerate", "safetensors", "peft",
             "huggingface-hub", "pillow", "numpy")
-OPTIONAL = {"torchvision": "Qwen-Image-Edit will not load"}  # name -> what its absence costs
+# Optional packages: name -> what their absence costs.
+OPTIONAL = {"torchvision": "Qwen-Image-Edit and FLUX.2 dev will not load"}
 MIN_PYTHON = (3, 10)
 FLAVOURS = ("cpu", "cuda")
 

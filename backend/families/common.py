@@ -17,7 +17,7 @@ from PIL import Image
 
 from ..errors import BackendError, WrongModelFamily
 from ..protocol import ErrorCode, GenerateRequest
-from ..weights import Source, checkpoint_type, folder_class_name
+from ..weights import Source, checkpoint_type, folder_class_name, folder_component_classes
 
 StepCallback = Callable[[Any, int, Any, dict], dict]
 # `variant(PipelineClass)`: the loaded pipeline's components as another pipeline class (e.g. its
@@ -119,6 +119,25 @@ def check_family(source: Source, family: str, role: str, classes: Iterable[str],
     if found is not None and allowed and found not in allowed:
         raise WrongModelFamily(f"{role} '{source.reference}' is a {found}, "
                                f"not one of {', '.join(allowed)} ({family})")
+
+
+def require_torchvision_for_processors(source: Source, config: str | None, model: str) -> None:
+    """transformers builds vision-language processors (Qwen-Image-Edit's Qwen2VLProcessor,
+    FLUX.2 dev's PixtralProcessor) only with torchvision. Without a working one the load fails
+    deep inside transformers, so say what is missing up front."""
+    folder = Path(config) if source.is_file and config else source.path
+    if not any(name.endswith("Processor") for name in folder_component_classes(folder)):
+        return
+    try:
+        import torchvision  # noqa: F401
+    except Exception as exc:  # absent, or built for another torch (fails registering its ops)
+        raise BackendError(
+            ErrorCode.MODEL_LOAD_FAILED,
+            f"{model} needs torchvision in the backend's Python for its input processor: "
+            f"{type(exc).__name__}: {exc}",
+            hint="Reinstall the backend from the add-on's preferences (Install Backend adds "
+                 "torchvision), or pip-install the torchvision release built for this "
+                 "torch.") from None
 
 
 def config_folder(config: str | None) -> str | None:

@@ -31,6 +31,7 @@ BASE_CLASSES = ("Flux2Pipeline", "Flux2KleinPipeline")
 def load(weights: dict[str, Source], configs: dict[str, str | None], dtype: torch.dtype) -> Any:
     base = weights["base"]
     common.check_family(base, NAME, "base", BASE_CLASSES)
+    common.require_torchvision_for_processors(base, configs.get("base"), "FLUX.2")
     folder = str(base.path) if not base.is_file else configs.get("base")
     cls = Flux2KleinPipeline
     if folder and folder_class_name(Path(folder)) == "Flux2Pipeline":

@@ -15,9 +15,7 @@ import torch
 from diffusers import QwenImageEditPlusPipeline, QwenImageTransformer2DModel
 from PIL import Image
 
-from ..errors import BackendError
 from ..presets import FAMILY_INFO
-from ..protocol import ErrorCode
 from ..weights import Source
 from . import common, qwen_image_controlnet
 
@@ -31,25 +29,11 @@ BASE_CLASSES = ("QwenImageEditPlusPipeline",)
 
 def load(weights: dict[str, Source], configs: dict[str, str | None], dtype: torch.dtype) -> Any:
     common.check_family(weights["base"], NAME, "base", BASE_CLASSES)
-    _require_torchvision()
+    common.require_torchvision_for_processors(weights["base"], configs.get("base"),
+                                              "Qwen-Image-Edit")
     return common.load_transformer_pipeline(QwenImageEditPlusPipeline,
                                             QwenImageTransformer2DModel, weights["base"], dtype,
                                             configs.get("base"))
-
-
-def _require_torchvision() -> None:
-    """transformers builds this model's processor (its video half) with torchvision; without a
-    working one the load fails deep inside transformers, so say what is missing up front."""
-    try:
-        import torchvision  # noqa: F401
-    except Exception as exc:  # absent, or built for another torch (fails registering its ops)
-        raise BackendError(
-            ErrorCode.MODEL_LOAD_FAILED,
-            f"Qwen-Image-Edit needs torchvision in the backend's Python: "
-            f"{type(exc).__name__}: {exc}",
-            hint="Reinstall the backend from the add-on's preferences (Install Backend adds "
-                 "torchvision), or pip-install the torchvision release built for this "
-                 "torch.") from None
 
 
 def pictures(job: common.Job) -> list[Image.Image]:

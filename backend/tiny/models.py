@@ -220,33 +220,68 @@ def build_flux_kontext(folder: Path) -> dict[str, Path]:
     return {"base": _save(pipe, folder / "base")}
 
 
-def build_flux2(folder: Path) -> dict[str, Path]:
-    """FLUX.2 klein: Qwen3 text encoder whose layers 9, 18 and 27 feed the transformer."""
+def _flux2_parts(guidance_embeds: bool) -> dict[str, Any]:
+    """Transformer (text features of 3 layers x 16 wide in), VAE and scheduler shared by the
+    FLUX.2 variants."""
     from diffusers import (
         AutoencoderKLFlux2,
         FlowMatchEulerDiscreteScheduler,
-        Flux2KleinPipeline,
         Flux2Transformer2DModel,
     )
-    from transformers import Qwen3Config, Qwen3ForCausalLM
 
-    torch.manual_seed(0)
     transformer = Flux2Transformer2DModel(
         patch_size=1, in_channels=4, num_layers=1, num_single_layers=1, attention_head_dim=16,
         num_attention_heads=2, joint_attention_dim=48, timestep_guidance_channels=256,
-        axes_dims_rope=[4, 4, 4, 4], guidance_embeds=False)
-    text_encoder = Qwen3ForCausalLM(Qwen3Config(
-        intermediate_size=16, hidden_size=16, num_hidden_layers=27, num_attention_heads=2,
-        num_key_value_heads=2, vocab_size=QWEN_VOCAB, max_position_embeddings=1024))
+        axes_dims_rope=[4, 4, 4, 4], guidance_embeds=guidance_embeds)
     vae = AutoencoderKLFlux2(sample_size=32, in_channels=3, out_channels=3,
                              down_block_types=("DownEncoderBlock2D",) * 4,
                              up_block_types=("UpDecoderBlock2D",) * 4,
                              block_out_channels=(4, 4, 8, 8), layers_per_block=1,
                              latent_channels=1, norm_num_groups=2, use_quant_conv=False,
                              use_post_quant_conv=False)
-    pipe = Flux2KleinPipeline(scheduler=FlowMatchEulerDiscreteScheduler(),
-                              text_encoder=text_encoder, tokenizer=qwen2_tokenizer(),
-                              transformer=transformer, vae=vae)
+    return {"transformer": transformer, "vae": vae, "scheduler": FlowMatchEulerDiscreteScheduler()}
+
+
+def build_flux2(folder: Path) -> dict[str, Path]:
+    """FLUX.2 klein: Qwen3 text encoder whose layers 9, 18 and 27 feed the transformer."""
+    from diffusers import Flux2KleinPipeline
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    torch.manual_seed(0)
+    parts = _flux2_parts(guidance_embeds=False)
+    text_encoder = Qwen3ForCausalLM(Qwen3Config(
+        intermediate_size=16, hidden_size=16, num_hidden_layers=27, num_attention_heads=2,
+        num_key_value_heads=2, vocab_size=QWEN_VOCAB, max_position_embeddings=1024))
+    pipe = Flux2KleinPipeline(text_encoder=text_encoder, tokenizer=qwen2_tokenizer(), **parts)
+    return {"base": _save(pipe, folder / "base")}
+
+
+def build_flux2_dev(folder: Path) -> dict[str, Path]:
+    """FLUX.2 dev: Mistral 3 text encoder (layers 10, 20 and 30 feed the transformer) and
+    embedded guidance. The real model's tokenizer is a PixtralProcessor, which transformers only
+    builds with torchvision; the pipeline only asks it for a text chat template, so a
+    byte-level tokenizer with one stands in."""
+    from diffusers import Flux2Pipeline
+    from transformers import (
+        Mistral3Config,
+        Mistral3ForConditionalGeneration,
+        MistralConfig,
+        PixtralVisionConfig,
+    )
+
+    torch.manual_seed(0)
+    parts = _flux2_parts(guidance_embeds=True)
+    tokenizer = qwen2_tokenizer(max_length=512)
+    tokenizer.add_tokens(["[IMG]", "[IMG_BREAK]", "[IMG_END]"], special_tokens=True)
+    text_encoder = Mistral3ForConditionalGeneration(Mistral3Config(
+        text_config=MistralConfig(hidden_size=16, intermediate_size=16, num_hidden_layers=30,
+                                  num_attention_heads=2, num_key_value_heads=2, head_dim=8,
+                                  vocab_size=len(tokenizer), max_position_embeddings=1024),
+        vision_config=PixtralVisionConfig(hidden_size=16, intermediate_size=16,
+                                          num_hidden_layers=1, num_attention_heads=2,
+                                          image_size=32, patch_size=4, head_dim=8),
+        image_token_index=tokenizer.convert_tokens_to_ids("[IMG]")))
+    pipe = Flux2Pipeline(text_encoder=text_encoder, tokenizer=tokenizer, **parts)
     return {"base": _save(pipe, folder / "base")}
 
 
@@ -360,4 +395,5 @@ BUILDERS = {
     "qwen_image_edit": build_qwen_image_edit,
     "flux_kontext": build_flux_kontext,
     "flux2": build_flux2,
+    "flux2_dev": build_flux2_dev,  # a variant of the flux2 family, for its tests
 }

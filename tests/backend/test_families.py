@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 from typing import Any
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -60,3 +61,16 @@ def test_family_runs_two_steps_through_the_protocol(backend, tiny_models, pictur
     with Image.open(final["paths"][0]) as image:
         assert image.size == (64, 64)
         assert image.text["t2i:prompt"] == "a small house"
+
+
+def test_flux2_dev_loads_as_flux2pipeline_and_takes_the_guidance(backend, tiny_models, make_job,
+                                                                  model_spec):
+    """The flux2 family reads dev vs klein from the weights: dev (Flux2Pipeline, Mistral 3
+    encoder) embeds the guidance, so changing it changes the picture."""
+    model = model_spec("flux2", tiny_models("flux2_dev"))
+    results = [backend.run(make_job(model, guidance=guidance, init_image=None))[-1]
+               for guidance in (1.0, 4.0)]
+    assert all(r["type"] == protocol.RESULT for r in results), results
+    low, high = (np.asarray(Image.open(r["paths"][0]), dtype=np.int16) for r in results)
+    assert low.shape == (64, 64, 3)
+    assert np.abs(low - high).max() > 0
