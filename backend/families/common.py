@@ -121,12 +121,21 @@ def check_family(source: Source, family: str, role: str, classes: Iterable[str],
                                f"not one of {', '.join(allowed)} ({family})")
 
 
+def pipeline_folder(source: Source, config: str | None) -> Path | None:
+    """The diffusers folder a pipeline's parts load from: the weights' own folder, or for a
+    single-file checkpoint its config folder (None when it has none)."""
+    if source.is_file:
+        return Path(config) if config else None
+    return source.path
+
+
 def require_torchvision_for_processors(source: Source, config: str | None, model: str) -> None:
     """transformers builds vision-language processors (Qwen-Image-Edit's Qwen2VLProcessor,
     FLUX.2 dev's PixtralProcessor) only with torchvision. Without a working one the load fails
     deep inside transformers, so say what is missing up front."""
-    folder = Path(config) if source.is_file and config else source.path
-    if not any(name.endswith("Processor") for name in folder_component_classes(folder)):
+    folder = pipeline_folder(source, config)
+    if folder is None or not any(name.endswith("Processor")
+                                 for name in folder_component_classes(folder)):
         return
     try:
         import torchvision  # noqa: F401
@@ -148,6 +157,16 @@ def config_folder(config: str | None) -> str | None:
 # A preview works on a "latent grid" (batch, channels, h, w). For UNet families that is the latent
 # itself; for the transformer families it is the packed 2x2 patch tokens laid back on their grid,
 # which skips unpacking on every step (the preview map is fitted in the same space).
+
+
+def unet_latent_grid(pipe: Any, latents: torch.Tensor, job: Job) -> torch.Tensor:
+    """UNet families (and Z-Image): the latents already are (B, C, h, w)."""
+    return latents
+
+
+def packed_latent_grid(pipe: Any, latents: torch.Tensor, job: Job) -> torch.Tensor:
+    """FLUX and Qwen-Image: packed 2x2 patch tokens laid back on their grid."""
+    return tokens_to_grid(latents, job.height, job.width, pipe.vae_scale_factor * 2)
 
 
 def decode_device(pipe: Any) -> torch.device:
@@ -193,6 +212,28 @@ def flux_decode(pipe: Any, grid: torch.Tensor) -> torch.Tensor:
 
 def control_scale(job: Job) -> float:
     return job.request.control_strength
+
+
+def controlnet_run(pipe: Any, job: Job, callback: StepCallback, variant: Variants,
+                   img2img_class: type) -> Image.Image:
+    """SD 1.5 / SDXL + ControlNet: the depth is the control image; with a colour render the job
+    runs the pipeline's img2img twin, the render as its init image."""
+    kwargs = pipeline_kwargs(job, callback)
+    kwargs.update(negative_prompt=job.request.negative_prompt or None,
+                  width=job.width, height=job.height, guidance_scale=job.request.guidance,
+                  controlnet_conditioning_scale=job.request.control_strength)
+    if job.render is not None:
+        return variant(img2img_class)(image=job.render, control_image=job.depth,
+                                      strength=job.img2img_strength(), **kwargs).images[0]
+    return pipe(image=job.depth, **kwargs).images[0]
+
+
+def input_pictures(job: Job) -> list[Image.Image]:
+    """Edit models' input pictures: the job's reference images when sent, else the colour
+    render then the depth, else the depth alone."""
+    if job.references:
+        return list(job.references)
+    return [job.render, job.depth] if job.render is not None else [job.depth]
 
 
 def pipeline_kwargs(job: Job, callback: StepCallback) -> dict[str, Any]:

@@ -9,7 +9,6 @@ ignores guidance.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,29 +31,22 @@ def load(weights: dict[str, Source], configs: dict[str, str | None], dtype: torc
     base = weights["base"]
     common.check_family(base, NAME, "base", BASE_CLASSES)
     common.require_torchvision_for_processors(base, configs.get("base"), "FLUX.2")
-    folder = str(base.path) if not base.is_file else configs.get("base")
+    folder = common.pipeline_folder(base, configs.get("base"))
     cls = Flux2KleinPipeline
-    if folder and folder_class_name(Path(folder)) == "Flux2Pipeline":
+    if folder is not None and folder_class_name(folder) == "Flux2Pipeline":
         cls = Flux2Pipeline
     return common.load_transformer_pipeline(cls, Flux2Transformer2DModel, base, dtype,
                                             configs.get("base"))
 
 
-def pictures(job: common.Job) -> list[Image.Image]:
-    if job.references:
-        return list(job.references)
-    return [job.render, job.depth] if job.render is not None else [job.depth]
-
-
 def run(pipe: Any, job: common.Job, callback: common.StepCallback,
         variant: common.Variants) -> Image.Image:
-    return pipe(image=pictures(job), width=job.width, height=job.height,
+    return pipe(image=common.input_pictures(job), width=job.width, height=job.height,
                 guidance_scale=job.request.guidance,
                 **common.pipeline_kwargs(job, callback)).images[0]
 
 
-def latent_grid(pipe: Any, latents: torch.Tensor, job: common.Job) -> torch.Tensor:
-    return common.tokens_to_grid(latents, job.height, job.width, pipe.vae_scale_factor * 2)
+latent_grid = common.packed_latent_grid
 
 
 def decode_grid(pipe: Any, grid: torch.Tensor) -> torch.Tensor:

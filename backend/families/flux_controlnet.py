@@ -47,9 +47,5 @@ def run(pipe: Any, job: common.Job, callback: common.StepCallback,
                 **extra, **common.pipeline_kwargs(job, callback)).images[0]
 
 
-def latent_grid(pipe: Any, latents: torch.Tensor, job: common.Job) -> torch.Tensor:
-    return common.tokens_to_grid(latents, job.height, job.width, pipe.vae_scale_factor * 2)
-
-
-def decode_grid(pipe: Any, grid: torch.Tensor) -> torch.Tensor:
-    return common.flux_decode(pipe, grid)
+latent_grid = common.packed_latent_grid
+decode_grid = common.flux_decode

@@ -36,22 +36,15 @@ def load(weights: dict[str, Source], configs: dict[str, str | None], dtype: torc
                                             configs.get("base"))
 
 
-def pictures(job: common.Job) -> list[Image.Image]:
-    if job.references:
-        return list(job.references)
-    return [job.render, job.depth] if job.render is not None else [job.depth]
-
-
 def run(pipe: Any, job: common.Job, callback: common.StepCallback,
         variant: common.Variants) -> Image.Image:
-    return pipe(image=pictures(job), width=job.width, height=job.height,
+    return pipe(image=common.input_pictures(job), width=job.width, height=job.height,
                 true_cfg_scale=job.request.guidance,
                 negative_prompt=job.request.negative_prompt or " ",
                 **common.pipeline_kwargs(job, callback)).images[0]
 
 
-def latent_grid(pipe: Any, latents: torch.Tensor, job: common.Job) -> torch.Tensor:
-    return common.tokens_to_grid(latents, job.height, job.width, pipe.vae_scale_factor * 2)
+latent_grid = common.packed_latent_grid
 
 
 decode_grid = qwen_image_controlnet.decode_grid

@@ -49,20 +49,9 @@ def load(weights: dict[str, Source], configs: dict[str, str | None], dtype: torc
 
 def run(pipe: Any, job: common.Job, callback: common.StepCallback,
         variant: common.Variants) -> Image.Image:
-    kwargs = common.pipeline_kwargs(job, callback)
-    kwargs.update(negative_prompt=job.request.negative_prompt or None,
-                  width=job.width, height=job.height, guidance_scale=job.request.guidance,
-                  controlnet_conditioning_scale=job.request.control_strength)
-    if job.render is not None:
-        img2img = variant(StableDiffusionXLControlNetImg2ImgPipeline)
-        return img2img(image=job.render, control_image=job.depth,
-                       strength=job.img2img_strength(), **kwargs).images[0]
-    return pipe(image=job.depth, **kwargs).images[0]
+    return common.controlnet_run(pipe, job, callback, variant,
+                                 StableDiffusionXLControlNetImg2ImgPipeline)
 
 
-def latent_grid(pipe: Any, latents: torch.Tensor, job: common.Job) -> torch.Tensor:
-    return latents
-
-
-def decode_grid(pipe: Any, grid: torch.Tensor) -> torch.Tensor:
-    return common.sd_decode(pipe, grid)
+latent_grid = common.unet_latent_grid
+decode_grid = common.sd_decode

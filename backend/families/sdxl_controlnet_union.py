@@ -62,9 +62,5 @@ def run(pipe: Any, job: common.Job, callback: common.StepCallback,
     return pipe(**kwargs).images[0]
 
 
-def latent_grid(pipe: Any, latents: torch.Tensor, job: common.Job) -> torch.Tensor:
-    return latents
-
-
-def decode_grid(pipe: Any, grid: torch.Tensor) -> torch.Tensor:
-    return common.sd_decode(pipe, grid)
+latent_grid = common.unet_latent_grid
+decode_grid = common.sd_decode

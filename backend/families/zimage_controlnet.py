@@ -51,8 +51,7 @@ def run(pipe: Any, job: common.Job, callback: common.StepCallback,
                 **common.pipeline_kwargs(job, callback)).images[0]
 
 
-def latent_grid(pipe: Any, latents: torch.Tensor, job: common.Job) -> torch.Tensor:
-    return latents  # (B, C, h, w): Z-Image patchifies inside the transformer
+latent_grid = common.unet_latent_grid  # Z-Image patchifies inside the transformer
 
 
 def decode_grid(pipe: Any, grid: torch.Tensor) -> torch.Tensor:
