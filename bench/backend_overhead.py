@@ -123,8 +123,10 @@ _jobs = iter(range(1_000_000))
 
 
 def protocol_run(backend: Backend, roles: dict[str, Path], depth_path: Path, work: Path,
-                 args: argparse.Namespace, preview: bool) -> tuple[float, dict[str, float]]:
-    """(job wall time from send to result, the backend's own timings of the job's parts)"""
+                 args: argparse.Namespace, preview: bool, memory_mode: str = "auto"
+                 ) -> tuple[float, dict[str, Any]]:
+    """(job wall time from send to result, the result event: the backend's own timings of the
+    job's parts, its device-memory peak)"""
     job_id = f"job{next(_jobs)}"
     sent = time.perf_counter()
     backend.send({
@@ -132,10 +134,11 @@ def protocol_run(backend: Backend, roles: dict[str, Path], depth_path: Path, wor
         "steps": args.steps, "guidance": 7.5, "control_strength": 1.0,
         "width": args.size, "height": args.size, "control_image": str(depth_path),
         "output_dir": str(work / "out"), "preview": {"every": 1} if preview else False,
+        "memory_mode": memory_mode,
         "model": {"family": "sd15_controlnet", "base": str(roles["base"]),
                   "controlnet": str(roles["controlnet"]), "device": args.device}})
     result = backend.wait("result", job_id)
-    return time.perf_counter() - sent, result["timings"]
+    return time.perf_counter() - sent, result
 
 
 def main() -> None:
@@ -174,7 +177,8 @@ def main() -> None:
     direct, direct_saved, previews, quiet = [], [], [], []
     parts: dict[str, list[float]] = {}
     for _ in range(args.runs):
-        job_s, timings = protocol_run(backend, roles, depth_path, work, args, preview=True)
+        job_s, result = protocol_run(backend, roles, depth_path, work, args, preview=True)
+        timings = result["timings"]
         previews.append(job_s)
         for part, seconds in timings.items():
             parts.setdefault(part, []).append(seconds)

@@ -14,14 +14,13 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from backend_overhead import Backend, build_model  # the bench folder's sibling
+from backend_overhead import Backend, build_model, protocol_run  # the bench folder's sibling
 
 MODES = ("full", "model_offload", "group_offload", "fp8")
 
@@ -47,20 +46,11 @@ def main() -> None:
 
     rows = []
     for mode in MODES:
-        times = []
-        for run in range(2):
-            job_id = f"{mode}-{run}"
-            started = time.perf_counter()
-            backend.send({
-                "type": "generate", "id": job_id, "prompt": "a house", "seed": 1,
-                "steps": args.steps, "guidance": 7.5, "control_strength": 1.0,
-                "width": args.size, "height": args.size, "memory_mode": mode,
-                "control_image": str(work / "depth.png"), "output_dir": str(work / "out"),
-                "model": {"family": "sd15_controlnet", "base": str(roles["base"]),
-                          "controlnet": str(roles["controlnet"]), "device": args.device}})
-            result = backend.wait("result", job_id)
-            times.append(time.perf_counter() - started)
-        rows.append((mode, times[0], times[1], result.get("peak_memory")))
+        first, _ = protocol_run(backend, roles, work / "depth.png", work, args, preview=True,
+                                memory_mode=mode)
+        warm, result = protocol_run(backend, roles, work / "depth.png", work, args, preview=True,
+                                    memory_mode=mode)
+        rows.append((mode, first, warm, result.get("peak_memory")))
     backend.close()
 
     full_time, full_peak = rows[0][2], rows[0][3]
