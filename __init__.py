@@ -1,19 +1,13 @@
 """blender_t2i: depth-conditioned image generation for Blender. Registration only."""
 
 from . import operators
-from .blender_t2i import (
-    client,
-    history,
-    job_queue,
-    job_updates,
-    panel,
-    preferences,
-    preferences_ui,
-    render_hooks,
-    settings,
-)
+from .blender_t2i.core import job_queue
+from .blender_t2i.generation import job_updates, render_hooks
+from .blender_t2i.scene import history, preferences, settings
+from .blender_t2i.ui import panel, preferences_ui
 
-_MODULES = (preferences, preferences_ui, history, settings, operators, panel, job_updates,
+# preferences_ui first: it gives the preferences their draw() before they register.
+_MODULES = (preferences_ui, preferences, history, settings, operators, panel, job_updates,
             render_hooks)
 
 
@@ -25,5 +19,4 @@ def register() -> None:
 def unregister() -> None:
     for module in reversed(_MODULES):
         module.unregister()
-    job_queue.reset_job_queue()
-    client.shutdown_client()  # no backend outlives the add-on
+    job_queue.reset_job_queue()  # no backend outlives the add-on

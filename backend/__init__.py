@@ -1,8 +1,7 @@
-"""The generator process (run as `python -m backend`) and the stdlib-only parts the add-on shares.
+"""The generator process, run as `python -m backend` by its own interpreter.
 
-The add-on imports only `protocol` and `presets` (stdlib). Everything else (server, runner,
-families, weights, devices, preview, tiny) runs in the backend process, which alone imports
-torch/diffusers.
+It alone imports torch and diffusers. Of the add-on it imports only the pure package
+`blender_t2i.core` (protocol, presets, PNG writing); the add-on never imports this package.
 """
 
 __version__ = "0.2.0"

@@ -6,9 +6,11 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from . import families, protocol, weights
+from blender_t2i.core import protocol
+from blender_t2i.core.presets import FAMILY_INFO, PRESETS, TINY, Preset
+
+from . import families, weights
 from .devices import available_devices
-from .presets import FAMILY_INFO, PRESETS, TINY, Preset
 
 
 def preset_present(preset: Preset) -> dict[str, bool]:

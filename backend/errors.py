@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .protocol import ErrorCode
+from blender_t2i.core.protocol import ErrorCode
 
 
 class BackendError(Exception):

@@ -26,7 +26,9 @@ from PIL import Image
 
 # numpy + zlib only: the backend runs from the extension's root, where the add-on's package
 # (bpy-free __init__) imports like any other.
-from blender_t2i.png import write_png
+from blender_t2i.core.png import write_png
+from blender_t2i.core.presets import TINY
+from blender_t2i.core.protocol import ErrorCode, GenerateRequest
 
 from . import families, preview, weights
 from .devices import (
@@ -42,8 +44,6 @@ from .devices import (
 )
 from .errors import BackendError, JobCancelled, ModelNotFound
 from .families.common import Job
-from .presets import TINY
-from .protocol import ErrorCode, GenerateRequest
 
 log = logging.getLogger("blender_t2i.backend")
 

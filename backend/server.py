@@ -17,9 +17,10 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from . import protocol
+from blender_t2i.core import protocol
+from blender_t2i.core.protocol import ErrorCode
+
 from .errors import BackendError, JobCancelled
-from .protocol import ErrorCode
 
 log = logging.getLogger("blender_t2i.backend")
 

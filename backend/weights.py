@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from blender_t2i.core.protocol import ErrorCode
+
 from .errors import BackendError, ModelNotFound, UnsafeModelFile
-from .protocol import ErrorCode
 
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl")
 _MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit on the JSON header

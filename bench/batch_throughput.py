@@ -41,7 +41,8 @@ def main() -> int:
     from devtools import extension, scenes
 
     module = extension.install(extension.build(scratch / "dist"))
-    for name in ("batch", "batch_plan", "client", "generation"):
+    for name in ("batch.runner", "core.batch_plan", "core.backend_process",
+                 "generation.scene_job"):
         importlib.import_module(f"{module}.blender_t2i.{name}")
     core = sys.modules[module].blender_t2i
     try:
@@ -52,38 +53,38 @@ def main() -> int:
         for frame, x in ((1, -1.5), (args.frames, 1.5)):
             near.location.x = x
             near.keyframe_insert("location", index=0, frame=frame)
-        width, height = core.batch_plan.parse_size(args.size)
+        width, height = core.core.batch_plan.parse_size(args.size)
         # --backend-threads 1 leaves Blender a core of its own, as a GPU backend would
         env = (("OMP_NUM_THREADS", str(args.backend_threads)),) if args.backend_threads else ()
-        config = core.client.BackendConfig(python=sys.executable,
+        config = core.core.backend_process.BackendConfig(python=sys.executable,
                                            cache_dir=scratch / "models",
                                            log_path=scratch / "backend.log", env=env)
-        options = core.batch.BatchOptions(
+        options = core.batch.runner.BatchOptions(
             frames=list(range(1, args.frames + 1)),
-            out=core.batch_plan.OutputPattern.parse(str(scratch / "batch")), backend=config,
+            out=core.core.batch_plan.OutputPattern.parse(str(scratch / "batch")), backend=config,
             preset="tiny-sd15-depth", steps=args.steps, size=(width, height),
             depth_range="auto", prompt="stone blocks")
-        core.batch.apply_options(scene, options)
-        depth = core.batch.depth_options(scene, options)
-        client = core.client.get_client(config)
+        core.batch.runner.apply_options(scene, options)
+        depth = core.batch.runner.depth_options(scene, options)
+        client = core.core.backend_process.get_client(config)
 
         def one_frame(frame: int, folder: Path) -> float:
             started = time.perf_counter()
             scene.frame_set(frame)
-            job = core.generation.prepare_job(scene, folder, stem=f"f{frame}",
+            job = core.generation.scene_job.prepare_job(scene, folder, stem=f"f{frame}",
                                               depth_options=depth)
             client.send(job.request)
-            core.generation.record_result(job, client.wait_for(job.stem))
+            core.generation.scene_job.record_result(job, client.wait_for(job.stem))
             return time.perf_counter() - started
 
         one_frame(1, scratch / "warm")  # load the model, compile shaders
         singles = [one_frame(f, scratch / "single") for f in range(1, args.frames + 1)]
         single = statistics.mean(singles)
         started = time.perf_counter()
-        core.batch.run(scene, options, say=lambda line: None)
+        core.batch.runner.run(scene, options, say=lambda line: None)
         batch = time.perf_counter() - started
     finally:
-        core.client.shutdown_client()
+        core.core.backend_process.shutdown_client()
         shutil.rmtree(scratch, ignore_errors=True)
     ratio = batch / (args.frames * single)
     threads = args.backend_threads or "all"

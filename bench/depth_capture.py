@@ -28,7 +28,7 @@ if "t2i_src" not in sys.modules:  # the source as a package, without its bpy-reg
 sys.path.insert(0, str(ROOT))
 
 import bpy  # noqa: E402
-from t2i_src.blender_t2i import compat  # noqa: E402
+from t2i_src.compositor import compat  # noqa: E402
 from t2i_src.compositor.capture import capture_depth  # noqa: E402
 
 from devtools.scenes import demo_scene  # noqa: E402

@@ -22,9 +22,8 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
-from ..blender_t2i import compat
-from . import shader
-from .encode import background_mask, check_size
+from ..blender_t2i.core.depth_encoding import background_mask, check_size
+from . import compat, shader
 from .scene_state import Restorer, remove_new_render_result_on_restore, restoring
 
 log = logging.getLogger("blender_t2i")

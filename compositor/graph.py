@@ -12,8 +12,8 @@ import itertools
 
 import bpy
 
-from ..blender_t2i import compat
-from .encode import INVERSE, DepthRange
+from ..blender_t2i.core.depth_encoding import INVERSE, DepthRange
+from . import compat
 
 COMPOSITOR_GROUP = "T2I Depth Encoding"
 SHADER_GROUP = "T2I Depth Encoding (Shader)"

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import bpy
 
-from ..blender_t2i import compat
-from . import graph, overlay
-from .encode import DepthRange
+from ..blender_t2i.core.depth_encoding import DepthRange
+from . import compat, graph, overlay
 
 DEPTH_NODE = "T2I Depth"
 VIEWER_NODE = "T2I Depth Viewer"

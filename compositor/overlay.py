@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import bpy
 
-from ..blender_t2i import compat
+from . import compat
 
 OVERLAY_IMAGE = "T2I Overlay Image"
 OVERLAY_SCALE = "T2I Overlay Scale"

@@ -21,9 +21,8 @@ import logging
 
 import bpy
 
-from ..blender_t2i import compat
-from . import graph, shader
-from .encode import DepthRange
+from ..blender_t2i.core.depth_encoding import DepthRange
+from . import compat, graph, shader
 
 log = logging.getLogger("blender_t2i")
 

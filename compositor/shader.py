@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import bpy
 
-from ..blender_t2i import compat
-from . import graph
-from .encode import DepthRange
+from ..blender_t2i.core.depth_encoding import DepthRange
+from . import compat, graph
 from .scene_state import Restorer
 
 CAPTURE_MATERIAL = "T2I Depth Capture"

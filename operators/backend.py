@@ -15,11 +15,12 @@ from pathlib import Path
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
-from ..blender_t2i import backend_install, job_updates
-from ..blender_t2i.backend_install import CommandRun, SetupRuns
-from ..blender_t2i.client import BackendFailure
-from ..blender_t2i.job_queue import Status, get_job_queue
-from ..blender_t2i.preferences import (
+from ..blender_t2i.core import backend_install
+from ..blender_t2i.core.backend_install import CommandRun, SetupRuns
+from ..blender_t2i.core.backend_process import BackendFailure
+from ..blender_t2i.core.job_queue import Status, get_job_queue
+from ..blender_t2i.generation import job_updates
+from ..blender_t2i.scene.preferences import (
     addon_preferences,
     backend_config,
     managed_venv,

@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import bpy
 
-from ..blender_t2i import jobs, results
-from ..blender_t2i.depth_control import DepthOptions, lock_depth_range, make_control_image
-from ..blender_t2i.generation import preset_and_size
+from ..blender_t2i.core import job_request as jobs
+from ..blender_t2i.generation.depth_control import (
+    DepthOptions,
+    lock_depth_range,
+    make_control_image,
+)
+from ..blender_t2i.generation.scene_job import preset_and_size
+from ..blender_t2i.results import images as results
 from ..compositor import preview
 from ..compositor.capture import CaptureError
 

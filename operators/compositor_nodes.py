@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import bpy
 
-from ..blender_t2i import generation
-from ..blender_t2i.depth_control import DepthOptions, preview_range
+from ..blender_t2i.generation import scene_job as generation
+from ..blender_t2i.generation.depth_control import DepthOptions, preview_range
 from ..compositor.capture import CaptureError
 from ..compositor.node_setup import DEPTH_NODE, add_t2i_nodes
 

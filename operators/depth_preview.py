@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import bpy
 
-from ..blender_t2i.depth_control import DepthOptions, preview_range
-from ..blender_t2i.generation import preset_and_size
+from ..blender_t2i.generation.depth_control import DepthOptions, preview_range
+from ..blender_t2i.generation.scene_job import preset_and_size
 from ..compositor import preview
 from ..compositor.capture import CaptureError
 

@@ -14,10 +14,10 @@ import random
 
 import bpy
 
-from ..blender_t2i import job_updates
-from ..blender_t2i.client import BackendFailure
-from ..blender_t2i.job_queue import UpdateKind, get_job_queue
-from ..blender_t2i.preferences import backend_config
+from ..blender_t2i.core.backend_process import BackendFailure
+from ..blender_t2i.core.job_queue import UpdateKind, get_job_queue
+from ..blender_t2i.generation import job_updates
+from ..blender_t2i.scene.preferences import backend_config
 from ..compositor.capture import CaptureError
 
 TIMER_INTERVAL_S = 0.05

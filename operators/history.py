@@ -7,7 +7,8 @@ from pathlib import Path
 import bpy
 from bpy.props import IntProperty
 
-from ..blender_t2i import history, results
+from ..blender_t2i.results import images as results
+from ..blender_t2i.scene import history
 
 
 def _entry(operator: bpy.types.Operator, context: bpy.types.Context):

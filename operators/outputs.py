@@ -10,8 +10,8 @@ from __future__ import annotations
 import bpy
 from bpy.props import IntProperty
 
-from ..blender_t2i import job_updates
-from ..blender_t2i.outputs import OutputError
+from ..blender_t2i.generation import job_updates
+from ..blender_t2i.results.outputs import OutputError
 from ..compositor import overlay
 
 

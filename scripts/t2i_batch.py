@@ -126,21 +126,22 @@ def main() -> int:
     if addon is None:
         return fail("the blender_t2i extension is not installed in this Blender: install its "
                     "zip (Preferences > Get Extensions > Install from Disk)")
-    for module in ("batch", "batch_plan", "client", "depth_control", "preferences"):
+    for module in ("batch.runner", "core.batch_plan", "core.backend_process",
+                   "generation.depth_control", "scene.preferences"):
         importlib.import_module(f"{addon.__name__}.blender_t2i.{module}")
     core = addon.blender_t2i
-    plan, batch = core.batch_plan, core.batch
+    plan, batch = core.core.batch_plan, core.batch.runner
     scene = bpy.context.scene
     try:
         options = _options(args, scene, plan, batch, core, bpy)
         count = batch.run(scene, options)
-    except (plan.PlanError, KeyError, ValueError, core.depth_control.CaptureError) as exc:
+    except (plan.PlanError, KeyError, ValueError, core.generation.depth_control.CaptureError) as exc:
         return fail(str(exc).strip("'\""))
-    except (batch.BatchFailed, core.client.BackendFailure) as exc:
-        text = exc.report() if isinstance(exc, core.client.BackendFailure) else str(exc)
+    except (batch.BatchFailed, core.core.backend_process.BackendFailure) as exc:
+        text = exc.report() if isinstance(exc, core.core.backend_process.BackendFailure) else str(exc)
         return fail(text, EXIT_FAILED)
     finally:
-        core.client.shutdown_client()
+        core.core.backend_process.shutdown_client()
     if options.dry_run:
         print("t2i_batch: dry run, nothing generated", flush=True)
     else:
@@ -171,7 +172,7 @@ def _options(args: argparse.Namespace, scene, plan, batch, core, bpy):
             raise plan.PlanError("--model must be a JSON object (a model spec)") from None
         if not isinstance(model, dict) or not isinstance(model.get("family"), str):
             raise plan.PlanError("--model needs at least a \"family\"")
-    config = core.preferences.backend_config(bpy.context)
+    config = core.scene.preferences.backend_config(bpy.context)
     if args.backend_python:
         config = type(config)(python=os.path.abspath(args.backend_python),
                               cache_dir=config.cache_dir, log_path=config.log_path)

@@ -15,8 +15,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from blender_t2i.core.protocol import ErrorCode, GenerateRequest
+
 from ..errors import BackendError, WrongModelFamily
-from ..protocol import ErrorCode, GenerateRequest
 from ..weights import Source, checkpoint_type, folder_class_name, folder_component_classes
 
 StepCallback = Callable[[Any, int, Any, dict], dict]

@@ -15,7 +15,8 @@ import torch
 from diffusers import Flux2KleinPipeline, Flux2Pipeline, Flux2Transformer2DModel
 from PIL import Image
 
-from ..presets import FAMILY_INFO
+from blender_t2i.core.presets import FAMILY_INFO
+
 from ..weights import Source, folder_class_name
 from . import common
 

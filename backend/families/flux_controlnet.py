@@ -13,7 +13,8 @@ import torch
 from diffusers import FluxControlNetModel, FluxControlNetPipeline, FluxTransformer2DModel
 from PIL import Image
 
-from ..presets import FAMILY_INFO
+from blender_t2i.core.presets import FAMILY_INFO
+
 from ..weights import Source
 from . import common
 

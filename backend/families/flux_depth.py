@@ -14,7 +14,8 @@ import torch
 from diffusers import FluxControlPipeline, FluxTransformer2DModel
 from PIL import Image
 
-from ..presets import FAMILY_INFO
+from blender_t2i.core.presets import FAMILY_INFO
+
 from ..weights import Source
 from . import common
 

@@ -17,7 +17,8 @@ from diffusers import (
 )
 from PIL import Image
 
-from ..presets import FAMILY_INFO
+from blender_t2i.core.presets import FAMILY_INFO
+
 from ..weights import Source
 from . import common
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backend import families, protocol
+from backend import families
+from blender_t2i.core import protocol
 
 # (family, extra fields): the depth-only run of every family, plus the render/float-depth paths
 CASES = [(name, {}) for name in families.FAMILIES] + [

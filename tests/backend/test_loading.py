@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backend import protocol
 from backend.tiny.checkpoints import save_diffusers_lora, save_kohya_lora, save_sd15_single_file
+from blender_t2i.core import protocol
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ def test_registers_and_unregisters_twice_leaving_nothing_behind(addon):
             assert not hasattr(bpy.types.Scene, "t2i")
             assert not hasattr(bpy.ops.t2i, "generate") or not _op_exists("t2i.generate")
             assert not any(getattr(bpy.types, name, None) for name in registered)
-            assert addon.blender_t2i.client._client is None  # no backend left running
+            assert addon.blender_t2i.core.backend_process._client is None  # no backend left running
             bpy.ops.preferences.addon_enable(module=MODULE)
             assert hasattr(bpy.types.Scene, "t2i")
             assert _op_exists("t2i.generate")

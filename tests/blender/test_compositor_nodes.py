@@ -9,7 +9,7 @@ from devtools.scenes import add_camera, add_plane
 
 
 def _tree(addon, scene):
-    return addon.blender_t2i.compat.scene_compositor(scene)
+    return addon.compositor.compat.scene_compositor(scene)
 
 
 def _snapshot(tree):
@@ -22,7 +22,7 @@ def _snapshot(tree):
 def _users_compositor(addon, scene):
     """A user's tree: Render Layers -> Blur -> output, plus an unconnected Invert."""
     tree = _tree(addon, scene)
-    output = addon.blender_t2i.compat.output_node(tree)
+    output = addon.compositor.compat.output_node(tree)
     layers = output.inputs[0].links[0].from_node
     blur = tree.nodes.new("CompositorNodeBlur")
     blur.name = "User Blur"
@@ -51,7 +51,7 @@ def test_adds_depth_encoding_and_result_overlay_leaving_the_users_nodes(addon, s
     # the user's graded image still reaches the output, now under the overlay
     mix = tree.nodes["T2I Overlay Mix"]
     assert output.inputs[0].links[0].from_node == mix
-    _factor, background, _foreground = addon.blender_t2i.compat.alpha_over_sockets(mix)
+    _factor, background, _foreground = addon.compositor.compat.alpha_over_sockets(mix)
     assert "User Blur" in {link.from_node.name for link in background.links}
     depth = tree.nodes["T2I Depth"]
     assert depth.inputs["Depth"].links[0].from_socket.name == "Depth"

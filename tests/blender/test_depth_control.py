@@ -53,7 +53,8 @@ def tilted(scene):
 
 
 def test_control_image_files_hold_the_same_map(addon, tilted, tmp_path):
-    control = addon.blender_t2i.depth_control.make_control_image(tilted, (W, H), tmp_path, "a")
+    make = addon.blender_t2i.generation.depth_control.make_control_image
+    control = make(tilted, (W, H), tmp_path, "a")
     eight, sixteen = _read_png(control.path), _read_png(control.path16)
     assert eight.shape == sixteen.shape == (H, W) and sixteen.dtype == np.uint16
     assert np.abs(eight.astype(float) / 255 - sixteen.astype(float) / 65535).max() <= 0.5 / 255
@@ -88,7 +89,8 @@ def test_fixed_range_policies_use_their_range(addon, tilted, tmp_path, policy):
     depth = tilted.t2i.depth
     depth.range_policy, depth.near, depth.far = policy, 11.0, 16.0
     tilted.camera.data.clip_start, tilted.camera.data.clip_end = 0.5, 40.0
-    control = addon.blender_t2i.depth_control.make_control_image(tilted, (W, H), tmp_path, "p")
+    make = addon.blender_t2i.generation.depth_control.make_control_image
+    control = make(tilted, (W, H), tmp_path, "p")
     expected = (0.5, 40.0) if policy == "CLIP" else (11.0, 16.0)
     assert (control.depth_range.near, control.depth_range.far) == pytest.approx(expected)
 
@@ -96,7 +98,8 @@ def test_fixed_range_policies_use_their_range(addon, tilted, tmp_path, policy):
 def test_linear_encoding_is_linear_in_metres(addon, tilted, tmp_path):
     depth = tilted.t2i.depth
     depth.encoding, depth.range_policy, depth.near, depth.far = "LINEAR", "MANUAL", 8.0, 20.0
-    control = addon.blender_t2i.depth_control.make_control_image(tilted, (W, H), tmp_path, "l")
+    make = addon.blender_t2i.generation.depth_control.make_control_image
+    control = make(tilted, (W, H), tmp_path, "l")
     z = plane_depth(tilted, W, H, 12.0, 30.0)
     got = _read_png(control.path16) / 65535
     np.testing.assert_allclose(got, np.clip((20.0 - z) / 12.0, 0, 1), atol=0.005)
@@ -132,7 +135,7 @@ def animation(scene):
 
 
 def test_locked_range_is_identical_across_frames(addon, animation, tmp_path):
-    make = addon.blender_t2i.depth_control.make_control_image
+    make = addon.blender_t2i.generation.depth_control.make_control_image
     auto = []
     for frame in (1, 10):
         animation.frame_set(frame)
@@ -165,7 +168,7 @@ def test_lock_uses_its_own_frame_range(animation):
 
 def _render_encoded(addon, scene, kind, depth_range, encoding) -> np.ndarray:
     """Render the tilted plane through the node-group encoding (compositor or material)."""
-    capture, compat = addon.compositor.capture, addon.blender_t2i.compat
+    capture, compat = addon.compositor.capture, addon.compositor.compat
     graph, shader = addon.compositor.graph, addon.compositor.shader
     view_layer = scene.view_layers[0]
     engine = "BLENDER_WORKBENCH" if kind == "COMPOSITOR" else "CYCLES"
@@ -195,7 +198,7 @@ def _render_encoded(addon, scene, kind, depth_range, encoding) -> np.ndarray:
 @pytest.mark.parametrize("kind", ["COMPOSITOR", "SHADER"])
 @pytest.mark.parametrize("encoding", ["INVERSE", "LINEAR"])
 def test_node_group_encoding_matches_numpy(addon, tilted, kind, encoding):
-    encode = addon.compositor.encode
+    encode = addon.blender_t2i.core.depth_encoding
     depth_range = encode.DepthRange(11.5, 13.0)  # clamps at both ends of this view
     got = _render_encoded(addon, tilted, kind, depth_range, encoding)
     z = plane_depth(tilted, W, H, 12.0, 30.0)

@@ -74,11 +74,11 @@ def test_eevee_preview_uses_the_viewport_compositor_where_passes_reach_it(addon,
     state = json.loads(scene["t2i_depth_preview"])
     shading = area.spaces.active.shading
     assert scene.view_settings.view_transform == "Raw"  # the screen shows the encoded values
-    if addon.blender_t2i.compat.viewport_compositor_has_passes(scene.render.engine):
+    if addon.compositor.compat.viewport_compositor_has_passes(scene.render.engine):
         assert state["mode"] == "COMPOSITOR"
         assert (shading.type, shading.use_compositor) == ("RENDERED", "ALWAYS")
         assert scene.view_layers[0].use_pass_z
-        group = scene.compositing_node_group if addon.blender_t2i.compat.BLENDER_5 \
+        group = scene.compositing_node_group if addon.compositor.compat.BLENDER_5 \
             else scene.node_tree
         node = next(n for n in group.nodes if n.bl_idname == "CompositorNodeGroup")
         assert node.node_tree.name == "T2I Depth Encoding"
@@ -124,7 +124,7 @@ def test_workbench_preview_runs_on_eevee_while_on(addon, startup):
     scene.render.engine = "BLENDER_WORKBENCH"
     before = snapshot(scene, area)
     _toggle(area)
-    compat = addon.blender_t2i.compat
+    compat = addon.compositor.compat
     assert scene.render.engine == compat.EEVEE_ENGINE
     assert area.spaces.active.shading.type == "RENDERED"
     mode = json.loads(scene["t2i_depth_preview"])["mode"]
@@ -137,7 +137,7 @@ def test_workbench_preview_runs_on_eevee_while_on(addon, startup):
 def test_the_compositor_preview_puts_the_users_own_compositor_back(addon, startup, monkeypatch):
     """Forced on every version, so 4.x's in-tree variant runs here too."""
     scene, area = startup, _area()
-    compat = addon.blender_t2i.compat
+    compat = addon.compositor.compat
     monkeypatch.setattr(addon.compositor.preview, "preview_mode", lambda _scene: "COMPOSITOR")
     if compat.BLENDER_5:
         tree = bpy.data.node_groups.new("User Compositing", "CompositorNodeTree")

@@ -77,7 +77,7 @@ def user_scene(addon, scene, tmp_path):
 
 
 def _build_user_compositor(addon, scene, folder: str) -> None:
-    if addon.blender_t2i.compat.uses_group_compositor():
+    if addon.compositor.compat.uses_group_compositor():
         tree = bpy.data.node_groups.new("User Compositing", "CompositorNodeTree")
         tree.interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
         scene.compositing_node_group = tree
@@ -91,7 +91,7 @@ def _build_user_compositor(addon, scene, folder: str) -> None:
     blur = tree.nodes.new("CompositorNodeBlur")
     tree.links.new(layers.outputs["Image"], blur.inputs["Image"])
     tree.links.new(blur.outputs["Image"], out.inputs[0])
-    _node, socket = addon.blender_t2i.compat.new_exr_file_output(tree, folder, "user")
+    _node, socket = addon.compositor.compat.new_exr_file_output(tree, folder, "user")
     tree.links.new(layers.outputs["Image"], socket)
 
 
@@ -123,7 +123,7 @@ def test_capture_restores_the_scene_when_the_render_fails(addon, user_scene, mon
 def test_eevee_shader_capture_restores_per_object_materials(addon, user_scene):
     """EEVEE 4.x ignores the override: materials go on per object, and come off again."""
     scene, _ = user_scene
-    scene.render.engine = addon.blender_t2i.compat.EEVEE_ENGINE
+    scene.render.engine = addon.compositor.compat.EEVEE_ENGINE
     before = snapshot(scene)
     addon.compositor.capture.capture_depth(scene, 32, 24, path="SHADER", engine="EEVEE")
     assert snapshot(scene) == before

@@ -33,10 +33,10 @@ def t2i(addon, scene, backend):
     add_camera(scene)
     add_plane(scene)
     _settings(scene, steps=2)
-    jobs = addon.blender_t2i.job_queue.get_job_queue()
-    yield SimpleNamespace(updates=addon.blender_t2i.job_updates, jobs=jobs,
+    jobs = addon.blender_t2i.core.job_queue.get_job_queue()
+    yield SimpleNamespace(updates=addon.blender_t2i.generation.job_updates, jobs=jobs,
                           generate=addon.operators.generate.T2I_OT_generate,
-                          config=addon.blender_t2i.preferences.backend_config)
+                          config=addon.blender_t2i.scene.preferences.backend_config)
     jobs.cancel()
     deadline = time.monotonic() + 30
     while jobs.active and time.monotonic() < deadline:
@@ -81,7 +81,7 @@ class ModalDriver:
 
 def test_timer_probe_no_step_blocks_the_main_thread_while_the_backend_works(
         addon, t2i, record_property):
-    addon.blender_t2i.client.shutdown_client()  # a cold start: spawn, imports, model build
+    addon.blender_t2i.core.backend_process.shutdown_client()  # a cold start: spawn, imports, model build
     t2i.jobs.stop()
     scene = bpy.context.scene
     _settings(scene, steps=6, seed=5)
@@ -106,9 +106,9 @@ def test_timer_probe_no_step_blocks_the_main_thread_while_the_backend_works(
 
 
 def test_step_previews_are_shown_in_an_image(addon, t2i, tmp_path):
-    png = addon.blender_t2i.png
+    png = addon.blender_t2i.core.png
     preview = png.write_png(tmp_path / "step.png", np.full((16, 24, 3), 200, np.uint8))
-    queue_module = addon.blender_t2i.job_queue
+    queue_module = addon.blender_t2i.core.job_queue
     update = queue_module.Update(queue_module.UpdateKind.PROGRESS, job=None,
                                  event={"type": "progress", "step": 1, "total": 4,
                                         "preview": str(preview)})

@@ -30,11 +30,11 @@ def _fake_result(addon, scene, colour=(1.0, 0.0, 0.0, 1.0), seed=7, size=(32, 24
     """A history entry with a solid image, as if a job had produced it (no backend needed)."""
     image = bpy.data.images.new(f"T2I tiny-sd15-depth s{seed}", *size)
     image.pixels.foreach_set(np.tile(np.array(colour, np.float32), size[0] * size[1]))
-    image[addon.blender_t2i.outputs.RESULT_TAG] = f"stem{seed}"
+    image[addon.blender_t2i.results.outputs.RESULT_TAG] = f"stem{seed}"
     record = {"model": "tiny-sd15-depth", "prompt": "a red wall", "negative_prompt": "blurry",
               "seed": seed, "steps": 3, "guidance": 5.0, "control_strength": 0.8,
               "size": list(size)}
-    addon.blender_t2i.history.add_entry(scene.t2i, f"stem{seed}", record, image, "", "")
+    addon.blender_t2i.scene.history.add_entry(scene.t2i, f"stem{seed}", record, image, "", "")
     return image
 
 
@@ -135,7 +135,7 @@ def _render_centre(scene, tmp_path) -> np.ndarray:
 
 def test_compositor_overlay_mixes_over_the_render_and_keeps_the_users_nodes(
         addon, scene, tmp_path):
-    compat = addon.blender_t2i.compat
+    compat = addon.compositor.compat
     add_camera(scene)
     add_plane(scene)
     tree = compat.scene_compositor(scene)
@@ -217,7 +217,7 @@ def test_projection_without_selected_meshes_is_reported(addon, scene):
 def test_use_as_texture_feeds_the_active_materials_base_colour(addon, scene):
     plane = add_plane(scene)
     material = bpy.data.materials.new("Wall")
-    addon.blender_t2i.compat.use_material_nodes(material)
+    addon.compositor.compat.use_material_nodes(material)
     plane.data.materials.append(material)
     _select(plane)
     _fake_result(addon, scene)

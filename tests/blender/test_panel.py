@@ -18,10 +18,10 @@ from .layout_probe import RecordingLayout, draw
 
 @pytest.fixture
 def ui(addon):
-    panel = addon.blender_t2i.panel
-    jobs = addon.blender_t2i.job_queue.get_job_queue()
+    panel = addon.blender_t2i.ui.panel
+    jobs = addon.blender_t2i.core.job_queue.get_job_queue()
     saved = (jobs.status, jobs.message, list(jobs.pending), jobs.current, jobs.step, jobs.total)
-    yield SimpleNamespace(panel=panel, jobs=jobs, Status=addon.blender_t2i.job_queue.Status)
+    yield SimpleNamespace(panel=panel, jobs=jobs, Status=addon.blender_t2i.core.job_queue.Status)
     jobs.status, jobs.message, pending, jobs.current, jobs.step, jobs.total = saved
     jobs.pending.clear()
     jobs.pending.extend(pending)
@@ -74,7 +74,7 @@ def test_panels_draw_with_history_and_own_size(addon, scene, ui):
     image = bpy.data.images.new("T2I tiny s1", 8, 8)
     record = {"model": "tiny-sd15-depth", "prompt": "a stone floor", "negative_prompt": "",
               "seed": 1, "steps": 2, "guidance": 7.5, "control_strength": 1.0, "size": [64, 48]}
-    addon.blender_t2i.history.add_entry(settings, "stem1", record, image, "//t2i/a.png", "")
+    addon.blender_t2i.scene.history.add_entry(settings, "stem1", record, image, "//t2i/a.png", "")
     layouts = _draw_all(ui)
     history_ops = set(layouts["T2I_PT_history"].operators())
     assert {"t2i.reuse_settings", "t2i.reveal_results", "t2i.project_result",
@@ -109,7 +109,7 @@ def test_the_depth_section_shows_depth_settings_when_the_add_on_has_them(scene, 
 
 
 def test_preferences_draw_before_during_and_after_an_install_and_a_check(addon, tmp_path):
-    install = addon.blender_t2i.backend_install
+    install = addon.blender_t2i.core.backend_install
     prefs = bpy.context.preferences.addons[MODULE].preferences
     runs = install.SetupRuns
     saved = (runs.install, runs.check, runs.check_report)
@@ -126,7 +126,7 @@ def test_preferences_draw_before_during_and_after_an_install_and_a_check(addon, 
                 runs.check_report = install.CheckReport(False, "Python 3.11.9 lacks peft",
                                                         "Use Install Backend", ["peft"])
             layout = RecordingLayout([])
-            addon.blender_t2i.preferences_ui.draw_preferences(prefs, layout, bpy.context)
+            addon.blender_t2i.ui.preferences_ui.draw_preferences(prefs, layout, bpy.context)
             ops = layout.operators()
             assert ("t2i.cancel_install" in ops) == (state == "running")
             assert "t2i.check_backend" in ops

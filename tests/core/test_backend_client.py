@@ -10,9 +10,10 @@ import threading
 import numpy as np
 import pytest
 from PIL import Image
-from t2i_src.backend.presets import get_preset
-from t2i_src.blender_t2i import jobs, png
-from t2i_src.blender_t2i.client import BackendClient, BackendConfig, BackendFailure
+from t2i_src.blender_t2i.core import job_request as jobs
+from t2i_src.blender_t2i.core import png
+from t2i_src.blender_t2i.core.backend_process import BackendClient, BackendConfig, BackendFailure
+from t2i_src.blender_t2i.core.presets import get_preset
 
 TINY = get_preset("tiny-sd15-depth")
 

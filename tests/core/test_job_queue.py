@@ -11,10 +11,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from t2i_src.backend.presets import get_preset
-from t2i_src.blender_t2i import jobs, png
-from t2i_src.blender_t2i.client import BackendConfig, BackendFailure, shutdown_client
-from t2i_src.blender_t2i.job_queue import JobQueue, Status, UpdateKind
+from t2i_src.blender_t2i.core import job_request as jobs
+from t2i_src.blender_t2i.core import png
+from t2i_src.blender_t2i.core.backend_process import BackendConfig, BackendFailure, shutdown_client
+from t2i_src.blender_t2i.core.job_queue import JobQueue, Status, UpdateKind
+from t2i_src.blender_t2i.core.presets import get_preset
 
 TINY = get_preset("tiny-sd15-depth")
 BLOCK_LIMIT_S = 0.05  # the most a UI step may hold Blender's main thread
@@ -184,7 +185,7 @@ def test_stop_cancels_and_reports_stopped(tmp_path, config):
 
 
 def test_previews_come_as_a_path_or_as_base64_data(tmp_path):
-    from t2i_src.blender_t2i.job_queue import preview_file
+    from t2i_src.blender_t2i.core.job_queue import preview_file
 
     image = png.write_png(tmp_path / "step.png", np.zeros((8, 8), np.uint8))
     assert preview_file({"preview": str(image)}, tmp_path) == image

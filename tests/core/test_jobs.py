@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from t2i_src.backend import protocol
-from t2i_src.backend.presets import get_preset
-from t2i_src.blender_t2i import jobs
+from t2i_src.blender_t2i.core import job_request as jobs
+from t2i_src.blender_t2i.core import protocol
+from t2i_src.blender_t2i.core.presets import get_preset
 
 SD15 = get_preset("sd15-depth")
 

@@ -12,7 +12,7 @@ from typing import Any
 import bpy
 from bpy.props import FloatProperty, IntProperty, PointerProperty, StringProperty
 
-from ..backend.presets import PRESETS
+from ..core.presets import PRESETS
 
 MAX_ENTRIES = 50
 

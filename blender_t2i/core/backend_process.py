@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from ..backend import protocol
-from ..backend.protocol import HINTS, ErrorCode
+from . import protocol
+from .protocol import HINTS, ErrorCode
 
 log = logging.getLogger("blender_t2i")
 
-EXTENSION_ROOT = Path(__file__).resolve().parent.parent
+EXTENSION_ROOT = Path(__file__).resolve().parents[2]  # holds backend/ and blender_t2i/
 EXITED = "_exited"  # queue item the reader thread posts when the backend's stdout closes
 START_TIMEOUT_S = 300.0  # imports of torch + diffusers on a cold disk can take a while
 

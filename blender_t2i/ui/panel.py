@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import bpy
 
-from . import job_updates, results
-from .job_queue import JobQueue, Status, get_job_queue
+from ..core.job_queue import JobQueue, Status, get_job_queue
+from ..generation import job_updates
+from ..results import images as results
+from ..scene.preferences import ADDON_ID
 
 CATEGORY = "T2I"
 _SIMPLE_TYPES = {"BOOLEAN", "INT", "FLOAT", "STRING", "ENUM"}  # what `layout.prop` draws plainly
@@ -244,7 +246,7 @@ class T2I_PT_backend(_T2IPanel, bpy.types.Panel):
         row = layout.row(align=True)
         row.operator("t2i.open_log", text="Log", icon="TEXT").which = "backend"
         row.operator("preferences.addon_show", text="Set Up",
-                     icon="PREFERENCES").module = __package__.rpartition(".")[0]
+                     icon="PREFERENCES").module = ADDON_ID
 
 
 def draw_status_bar(self, _context: bpy.types.Context) -> None:

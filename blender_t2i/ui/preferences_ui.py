@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import bpy
 
-from . import backend_install
-from .backend_install import SetupRuns
-from .preferences import managed_venv, resolve_backend_python, user_path
+from ..core import backend_install
+from ..core.backend_install import SetupRuns
+from ..scene.preferences import T2IPreferences, managed_venv, resolve_backend_python, user_path
 
 
 class T2I_UL_model_folders(bpy.types.UIList):
@@ -96,7 +96,13 @@ def _draw_models(prefs, layout: bpy.types.UILayout) -> None:
     col.operator("t2i.model_folder_remove", icon="REMOVE", text="")
 
 
+def _draw(prefs: T2IPreferences, context: bpy.types.Context) -> None:
+    draw_preferences(prefs, prefs.layout, context)
+
+
 def register() -> None:
+    """Before scene.preferences registers: Blender looks for draw() at registration."""
+    T2IPreferences.draw = _draw
     bpy.utils.register_class(T2I_UL_model_folders)
 
 

@@ -18,13 +18,14 @@ from typing import Any
 
 import bpy
 
-from ..backend.presets import get_preset
-from . import batch_plan, generation
-from .batch_plan import Manifest, OutputPattern, PlanError
-from .client import BackendClient, BackendConfig, BackendFailure, get_client
-from .depth_control import DepthOptions, lock_depth_range
-from .preferences import apply_device_preferences
-from .render_hooks import own_renders
+from ..core import batch_plan
+from ..core.backend_process import BackendClient, BackendConfig, BackendFailure, get_client
+from ..core.batch_plan import Manifest, OutputPattern, PlanError
+from ..core.presets import get_preset
+from ..generation import scene_job as generation
+from ..generation.depth_control import DepthOptions, lock_depth_range
+from ..generation.render_hooks import own_renders
+from ..scene.preferences import apply_device_preferences
 
 log = logging.getLogger("blender_t2i")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..backend import protocol
-from ..backend.presets import Preset, snap_size
+from . import protocol
+from .presets import Preset, snap_size
 
 MAX_SIDE_DEFAULT = 4096
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from ..compositor import overlay
-from . import compat, projection
+from ...compositor import compat, overlay
+from ..core import projection
 
 RESULT_TAG = "t2i_result"  # custom property on images the add-on made
 PROJECTION_UV = "T2I Projection"

@@ -17,10 +17,13 @@ from typing import Any
 import bpy
 from bpy.app.handlers import persistent
 
-from . import generation, history, outputs, results
-from .generation import PreparedJob
-from .job_queue import JobQueue, Update, UpdateKind, get_job_queue, preview_file
-from .preferences import apply_device_preferences
+from ..core.job_queue import JobQueue, Update, UpdateKind, get_job_queue, preview_file
+from ..results import images as results
+from ..results import outputs
+from ..scene import history
+from ..scene.preferences import apply_device_preferences
+from . import scene_job as generation
+from .scene_job import PreparedJob
 
 log = logging.getLogger("blender_t2i")
 

@@ -13,11 +13,11 @@ from typing import Any
 
 import bpy
 
-from ..backend.presets import FAMILY_INFO, RENDER, Preset, get_preset
-from . import jobs
+from ..core import job_request as jobs
+from ..core.png import write_bytes_atomic
+from ..core.presets import FAMILY_INFO, RENDER, Preset, get_preset
 from .colour_render import render_colour
 from .depth_control import ControlImage, DepthOptions, make_control_image
-from .png import write_bytes_atomic
 
 
 @dataclass

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import bpy
 
-from ..compositor.scene_state import remove_new_render_result_on_restore, restoring
+from ...compositor.scene_state import remove_new_render_result_on_restore, restoring
 from .render_hooks import own_renders
 
 

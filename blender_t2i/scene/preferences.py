@@ -9,12 +9,12 @@ from pathlib import Path
 import bpy
 from bpy.props import CollectionProperty, EnumProperty, IntProperty, StringProperty
 
-from ..backend.protocol import MEMORY_MODES
-from . import backend_install
-from .client import BackendConfig
+from ..core import backend_install
+from ..core.backend_process import BackendConfig
+from ..core.protocol import MEMORY_MODES
 
 # The extension's package (bl_ext.<repo>.blender_t2i): preferences are registered under it.
-ADDON_ID = __package__.rpartition(".")[0]
+ADDON_ID = __package__.removesuffix(".blender_t2i.scene")  # bl_ext.<repo>.blender_t2i
 BACKEND_PYTHON_ENV = "T2I_BACKEND_PYTHON"
 MODEL_FOLDERS_ENV = "T2I_MODEL_FOLDERS"  # os.pathsep-separated, for the backend to search
 MANAGED_VENV = "backend-venv"
@@ -64,7 +64,7 @@ class T2IPreferences(bpy.types.AddonPreferences):
     memory_mode: EnumProperty(name="Memory", items=_MEMORY_MODES, default="auto")
 
     def draw(self, context: bpy.types.Context) -> None:
-        from .preferences_ui import draw_preferences  # keeps this module about data
+        from ..ui.preferences_ui import draw_preferences
 
         draw_preferences(self, self.layout, context)
 

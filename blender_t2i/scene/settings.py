@@ -13,9 +13,9 @@ from bpy.props import (
     StringProperty,
 )
 
-from ..backend.presets import FAMILY_INFO, PRESETS, REFERENCES, get_preset
+from ...compositor.compat import BLEND_RELATIVE_PATH
+from ..core.presets import FAMILY_INFO, PRESETS, REFERENCES, get_preset
 from . import depth_settings
-from .compat import BLEND_RELATIVE_PATH
 from .history import T2IHistoryItem
 
 _PRESET_ITEMS = [(p.name, p.label, p.description) for p in PRESETS]

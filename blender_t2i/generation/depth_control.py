@@ -16,9 +16,9 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from ..compositor import encode, exr
-from ..compositor.capture import CaptureError, DepthCapture, capture_depth
-from . import png
+from ...compositor.capture import CaptureError, DepthCapture, capture_depth
+from ..core import depth_encoding as encode
+from ..core import exr, png
 from .render_hooks import own_renders
 
 # The locked range is computed at this size at most: percentiles barely move with resolution.

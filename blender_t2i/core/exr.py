@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..blender_t2i.png import write_bytes_atomic
+from .png import write_bytes_atomic
 
 _FLOAT = 2
 _ZIP_COMPRESSION = 3

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..backend import protocol
-from ..backend.protocol import ErrorCode
-from . import client as client_module
-from .client import EXITED, START_TIMEOUT_S, BackendClient, BackendConfig, BackendFailure
+from . import backend_process as client_module
+from . import protocol
+from .backend_process import EXITED, START_TIMEOUT_S, BackendClient, BackendConfig, BackendFailure
 from .png import write_bytes_atomic
+from .protocol import ErrorCode
 
 log = logging.getLogger("blender_t2i")
 

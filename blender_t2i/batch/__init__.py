@@ -1,0 +1,1 @@
+"""Batch runs over frames, headless (driven by scripts/t2i_batch.py)."""
