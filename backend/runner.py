@@ -26,6 +26,7 @@ from PIL import Image
 
 # numpy + zlib only: the backend runs from the extension's root, where the add-on's package
 # (bpy-free __init__) imports like any other.
+from blender_t2i.core.job_record import JobRecord
 from blender_t2i.core.png import write_png
 from blender_t2i.core.presets import TINY
 from blender_t2i.core.protocol import ErrorCode, GenerateRequest
@@ -456,22 +457,8 @@ def _read_rgb(path: str, what: str, size: tuple[int, int] | None) -> Image.Image
 
 
 def _png_parameters(request: GenerateRequest) -> dict[str, str]:
-    text = {
-        "t2i:prompt": request.prompt,
-        "t2i:negative_prompt": request.negative_prompt,
-        "t2i:seed": str(request.seed),
-        "t2i:steps": str(request.steps),
-        "t2i:guidance": str(request.guidance),
-        "t2i:control_strength": str(request.control_strength),
-        "t2i:size": f"{request.width}x{request.height}",
-        "t2i:model": str(request.model.get("preset") or request.model),
-    }
-    if request.loras:
-        text["t2i:loras"] = ", ".join(f"{lora.path}:{lora.weight}" for lora in request.loras)
-    if request.scheduler != "default":
-        text["t2i:scheduler"] = request.scheduler
-    text.update(request.metadata or {})
-    return text
+    """The add-on's JobRecord of this request as text chunks, plus what the add-on added."""
+    return {**JobRecord.from_request(request).png_text(), **(request.metadata or {})}
 
 
 def write_png_atomic(image: Image.Image, path: Path, text: dict[str, str]) -> None:

@@ -41,7 +41,7 @@ def main() -> int:
     from devtools import extension, scenes
 
     module = extension.install(extension.build(scratch / "dist"))
-    for name in ("batch.runner", "core.batch_plan", "core.backend_process",
+    for name in ("batch.runner", "core.batch_plan", "core.backend_process", "core.job_queue",
                  "generation.scene_job"):
         importlib.import_module(f"{module}.blender_t2i.{name}")
     core = sys.modules[module].blender_t2i
@@ -66,15 +66,16 @@ def main() -> int:
             depth_range="auto", prompt="stone blocks")
         core.batch.runner.apply_options(scene, options)
         depth = core.batch.runner.depth_options(scene, options)
-        client = core.core.backend_process.get_client(config)
+        jobs = core.core.job_queue.get_job_queue()
+        base = core.generation.scene_job.job_settings(scene)
 
         def one_frame(frame: int, folder: Path) -> float:
             started = time.perf_counter()
             scene.frame_set(frame)
-            job = core.generation.scene_job.prepare_job(scene, folder, stem=f"f{frame}",
-                                              depth_options=depth)
-            client.send(job.request)
-            core.generation.scene_job.record_result(job, client.wait_for(job.stem))
+            job = core.generation.scene_job.prepare_job(scene, folder, base, stem=f"f{frame}",
+                                                        depth_options=depth)
+            handle = jobs.submit(job.request, config)
+            core.generation.scene_job.record_result(job, handle.wait())
             return time.perf_counter() - started
 
         one_frame(1, scratch / "warm")  # load the model, compile shaders
@@ -84,7 +85,7 @@ def main() -> int:
         core.batch.runner.run(scene, options, say=lambda line: None)
         batch = time.perf_counter() - started
     finally:
-        core.core.backend_process.shutdown_client()
+        core.core.job_queue.reset_job_queue()
         shutil.rmtree(scratch, ignore_errors=True)
     ratio = batch / (args.frames * single)
     threads = args.backend_threads or "all"

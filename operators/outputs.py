@@ -10,8 +10,7 @@ from __future__ import annotations
 import bpy
 from bpy.props import IntProperty
 
-from ..blender_t2i.generation import job_updates
-from ..blender_t2i.results.outputs import OutputError
+from ..blender_t2i.results.outputs import OutputError, send_to_output
 from ..compositor import overlay
 
 
@@ -46,7 +45,7 @@ class _ApplyResult:
             image = history_image(context, self.index)
             selected = getattr(context, "selected_objects", None) or []
             active = getattr(context, "active_object", None)
-            message = job_updates.send_to_output(
+            message = send_to_output(
                 context, scene, self.target, image, tuple(obj.name for obj in selected),
                 active.name if active is not None else "", scene.t2i.overlay_opacity)
         except OutputError as exc:

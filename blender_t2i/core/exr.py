@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .png import write_bytes_atomic
+from .files import write_bytes_atomic
 
 _FLOAT = 2
 _ZIP_COMPRESSION = 3

@@ -12,6 +12,7 @@ from typing import Any
 import bpy
 from bpy.props import FloatProperty, IntProperty, PointerProperty, StringProperty
 
+from ..core.job_record import JobRecord
 from ..core.presets import PRESETS
 
 MAX_ENTRIES = 50
@@ -34,7 +35,7 @@ class T2IHistoryItem(bpy.types.PropertyGroup):
     height: IntProperty(name="Height")
 
 
-def add_entry(settings: Any, stem: str, record: dict[str, Any], image: bpy.types.Image | None,
+def add_entry(settings: Any, stem: str, record: JobRecord, image: bpy.types.Image | None,
               result_path: str, record_path: str) -> T2IHistoryItem:
     """Put a finished job at the top of the history, dropping the oldest beyond MAX_ENTRIES
     (their files stay on disk)."""
@@ -44,14 +45,13 @@ def add_entry(settings: Any, stem: str, record: dict[str, Any], image: bpy.types
     item.result_path = result_path
     item.record_path = record_path
     item.created = time.strftime("%Y-%m-%d %H:%M:%S")
-    item.model_preset = record["model"]
-    item.prompt = record["prompt"]
-    item.negative_prompt = record["negative_prompt"]
-    item.seed = record["seed"]
-    item.steps = record["steps"]
-    item.guidance = record["guidance"]
-    item.control_strength = record["control_strength"]
-    item.width, item.height = record["size"]
+    for name, value in record.settings().items():  # the record's SETTINGS, nothing else
+        if name == "model":
+            item.model_preset = value
+        elif name == "size":
+            item.width, item.height = value
+        else:
+            setattr(item, name, value)
     settings.history.move(len(settings.history) - 1, 0)
     while len(settings.history) > MAX_ENTRIES:
         settings.history.remove(len(settings.history) - 1)

@@ -11,12 +11,11 @@ from bpy.props import CollectionProperty, EnumProperty, IntProperty, StringPrope
 
 from ..core import backend_install
 from ..core.backend_process import BackendConfig
-from ..core.protocol import MEMORY_MODES
+from ..core.protocol import MEMORY_MODES, MODEL_FOLDERS_ENV
 
 # The extension's package (bl_ext.<repo>.blender_t2i): preferences are registered under it.
 ADDON_ID = __package__.removesuffix(".blender_t2i.scene")  # bl_ext.<repo>.blender_t2i
 BACKEND_PYTHON_ENV = "T2I_BACKEND_PYTHON"
-MODEL_FOLDERS_ENV = "T2I_MODEL_FOLDERS"  # os.pathsep-separated, for the backend to search
 MANAGED_VENV = "backend-venv"
 
 _DEVICES = [("auto", "Automatic", "The first GPU, else the CPU"),
@@ -72,14 +71,6 @@ class T2IPreferences(bpy.types.AddonPreferences):
 def addon_preferences(context: bpy.types.Context | None = None) -> T2IPreferences:
     context = context or bpy.context
     return context.preferences.addons[ADDON_ID].preferences
-
-
-def apply_device_preferences(request: dict, context: bpy.types.Context | None = None) -> None:
-    """The preferences' memory mode and device, for every job however it was started."""
-    prefs = addon_preferences(context)
-    request["memory_mode"] = prefs.memory_mode
-    if prefs.device != "auto":
-        request["model"] = {**request["model"], "device": prefs.device}
 
 
 def user_path(sub: str) -> Path:

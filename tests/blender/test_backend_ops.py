@@ -29,7 +29,7 @@ def prefs(addon):
 
 @pytest.fixture(scope="module")
 def wheelhouse(tmp_path_factory):
-    install = sys.modules[MODULE].blender_t2i.backend_install
+    install = sys.modules[MODULE].blender_t2i.core.backend_install
     return build_backend_wheelhouse(tmp_path_factory.mktemp("wheels"),
                                     [*install.TORCH_PACKAGES, *install.BACKEND_PACKAGES])
 
@@ -123,9 +123,9 @@ def test_check_and_start_report_a_backend_path_that_does_not_exist(prefs, tmp_pa
 def test_start_and_stop_the_backend(addon, backend):
     jobs = addon.blender_t2i.core.job_queue.get_job_queue()
     assert bpy.ops.t2i.backend_start() == {"FINISHED"}
-    assert jobs.status == "ready" and addon.blender_t2i.core.backend_process.current_client().alive()
+    assert jobs.status == "ready" and jobs.backend_pid is not None
     assert bpy.ops.t2i.backend_stop() == {"FINISHED"}
-    assert jobs.status == "stopped" and addon.blender_t2i.core.backend_process.current_client() is None
+    assert jobs.status == "stopped" and jobs.backend_pid is None
 
 
 def test_model_folders_and_cache_reach_the_backend_environment(addon, prefs, tmp_path):
