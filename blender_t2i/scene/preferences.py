@@ -62,10 +62,8 @@ class T2IPreferences(bpy.types.AddonPreferences):
     device: EnumProperty(name="Device", items=_DEVICES, default="auto")
     memory_mode: EnumProperty(name="Memory", items=_MEMORY_MODES, default="auto")
 
-    def draw(self, context: bpy.types.Context) -> None:
-        from ..ui.preferences_ui import draw_preferences
-
-        draw_preferences(self, self.layout, context)
+    # draw() is given by ui/preferences_ui.py before registration: drawing lives with the UI,
+    # and this layer does not import the one above it.
 
 
 def addon_preferences(context: bpy.types.Context | None = None) -> T2IPreferences:

@@ -120,6 +120,7 @@ def test_preferences_draw_before_during_and_after_an_install_and_a_check(addon, 
                                                         "Use Install Backend", ["peft"])
             layout = RecordingLayout([])
             addon.blender_t2i.ui.preferences_ui.draw_preferences(prefs, layout, bpy.context)
+            assert type(prefs).draw.__module__.endswith("ui.preferences_ui")  # the UI draws
             ops = layout.operators()
             assert ("t2i.cancel_install" in ops) == (state == "running")
             assert "t2i.check_backend" in ops
