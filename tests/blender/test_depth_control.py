@@ -3,7 +3,6 @@ animation), and the node-group encoding computing exactly what numpy computes.""
 
 from __future__ import annotations
 
-import math
 import struct
 import tempfile
 import zlib
@@ -14,6 +13,8 @@ import numpy as np
 import pytest
 
 from devtools.scenes import add_box, add_camera, add_plane, add_tilted_plane, plane_depth
+
+from . import depth_layouts as layouts
 
 W, H = 64, 48
 
@@ -210,20 +211,6 @@ def test_node_group_encoding_matches_numpy(addon, tilted, kind, encoding):
 
 # --- layouts a new user starts with (the issue: the defaults failed on all three) ---
 
-def _street(scene, clip_end=5000.0):
-    """An eye-height camera looking a little down a 4 km floor that runs to the horizon, a post
-    1 m ahead and two houses 40 m ahead: the auto range's far/near is in the hundreds."""
-    scene.render.resolution_x, scene.render.resolution_y = W, H
-    add_camera(scene, location=(0.0, 0.0, 1.6), rotation=(math.radians(86.0), 0.0, 0.0),
-               clip_end=clip_end)
-    add_plane(scene, size=4000.0, name="Floor")
-    add_box(scene, 0.3, (0.25, 1.0, 1.45), name="Post")
-    add_box(scene, 8.0, (-7.0, 40.0, 4.0), name="House")
-    add_box(scene, 8.0, (7.0, 44.0, 4.0), name="House.001")
-    scene.t2i.use_render_size, scene.t2i.width, scene.t2i.height = False, W, H
-    return scene
-
-
 def _exr_z(path) -> np.ndarray:
     image = bpy.data.images.load(str(path))
     pixels = np.empty(image.size[0] * image.size[1] * image.channels, np.float32)
@@ -235,7 +222,7 @@ def _exr_z(path) -> np.ndarray:
 
 @pytest.mark.parametrize("encoding", ["INVERSE", "LINEAR"])
 def test_a_deep_street_gets_a_valid_auto_range(addon, scene, tmp_path, encoding):
-    _street(scene)
+    layouts.street(scene)
     scene.t2i.depth.encoding = encoding
     make = addon.blender_t2i.generation.depth_control.make_control_image
     control = make(scene, (W, H), tmp_path, "street")
@@ -257,8 +244,8 @@ def test_a_deep_street_gets_a_valid_auto_range(addon, scene, tmp_path, encoding)
         assert eight[houses].max() < 64 and sixteen[seen & (z <= far)].min() > 0
 
 
-def test_capture_and_lock_work_on_a_deep_street(scene):
-    _street(scene)
+def test_capture_and_lock_work_on_a_deepstreet(scene):
+    layouts.street(scene)
     assert bpy.ops.t2i.capture_depth() == {"FINISHED"}
     scene.frame_start = scene.frame_end = 1
     assert bpy.ops.t2i.lock_depth_range() == {"FINISHED"}
@@ -267,18 +254,9 @@ def test_capture_and_lock_work_on_a_deep_street(scene):
     assert bpy.ops.t2i.capture_depth() == {"FINISHED"}
 
 
-def _wall(scene, size: float, width=W, height=H):
-    """A camera 5 m square-on to a wall: every pixel that sees the wall is at 5.0 m."""
-    scene.render.resolution_x, scene.render.resolution_y = width, height
-    add_camera(scene, location=(0.0, 0.0, 5.0))
-    add_plane(scene, size=size, name="Wall")
-    scene.t2i.use_render_size, scene.t2i.width, scene.t2i.height = False, width, height
-    return scene
-
-
 @pytest.mark.parametrize("encoding", ["INVERSE", "LINEAR"])
 def test_a_flat_wall_is_mid_grey_with_the_background_black(addon, scene, tmp_path, encoding):
-    _wall(scene, size=2.0)
+    layouts.wall(scene, size=2.0)
     scene.t2i.depth.encoding = encoding
     make = addon.blender_t2i.generation.depth_control.make_control_image
     control = make(scene, (W, H), tmp_path, "wall")
@@ -292,7 +270,7 @@ def test_a_flat_wall_is_mid_grey_with_the_background_black(addon, scene, tmp_pat
 def test_a_flat_wall_locks_and_captures_at_a_larger_size(scene):
     """Locked at 256 px, captured at 384 px (a batch's default path): the wall's own float
     noise must not fall outside the locked range (it did: 'nearer than the depth range')."""
-    _wall(scene, size=20.0, width=384, height=288)  # the wall fills the frame
+    layouts.wall(scene, size=20.0, width=384, height=288)  # the wall fills the frame
     scene.frame_start = scene.frame_end = 1
     assert bpy.ops.t2i.lock_depth_range() == {"FINISHED"}
     depth = scene.t2i.depth
@@ -316,19 +294,8 @@ def test_camera_clip_out_to_1e6_is_reported_not_sent_black(scene):
     assert bpy.ops.t2i.capture_depth() == {"FINISHED"}
 
 
-def _inside_a_box(scene, flip=False):
-    scene.render.resolution_x, scene.render.resolution_y = W, H
-    add_camera(scene, location=(0.0, 0.0, 0.0), rotation=(math.radians(70.0), 0.0, 0.4))
-    box = add_box(scene, 1.0, (0.1, 0.0, 0.05), name="Crate")
-    if flip:  # normals facing inward: a room, not a crate
-        box.data.flip_normals()
-    add_plane(scene, size=100.0, location=(0.0, 0.0, -3.0))
-    scene.t2i.use_render_size, scene.t2i.width, scene.t2i.height = False, W, H
-    return scene
-
-
 def test_a_camera_inside_an_object_is_reported(scene):
-    _inside_a_box(scene)
+    layouts.inside_a_crate(scene)
     with pytest.raises(RuntimeError, match=r"camera 'Camera' is inside 'Crate'.*flip its normals"):
         bpy.ops.t2i.capture_depth()
     scene.frame_start = scene.frame_end = 1
@@ -337,7 +304,7 @@ def test_a_camera_inside_an_object_is_reported(scene):
 
 
 def test_a_room_with_inward_normals_is_not_inside_an_object(scene):
-    _inside_a_box(scene, flip=True)
+    layouts.inside_a_crate(scene, flip=True)
     assert bpy.ops.t2i.capture_depth() == {"FINISHED"}
 
 
@@ -350,7 +317,7 @@ def startup_street(addon):
     scene = bpy.context.scene
     for obj in list(scene.objects):
         bpy.data.objects.remove(obj)
-    return _street(scene)
+    return layouts.street(scene)
 
 
 def _preview():
@@ -384,7 +351,7 @@ def test_preview_compositor_nodes_and_lock_report_a_camera_inside_an_object(addo
     scene = bpy.context.scene
     for obj in list(scene.objects):
         bpy.data.objects.remove(obj)
-    _inside_a_box(scene)
+    layouts.inside_a_crate(scene)
     scene.frame_start = scene.frame_end = 1
     for run in (_preview, bpy.ops.t2i.add_compositor_nodes, bpy.ops.t2i.lock_depth_range):
         with pytest.raises(RuntimeError, match="inside 'Crate'"):
