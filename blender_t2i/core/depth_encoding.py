@@ -77,10 +77,10 @@ def auto_range(z: np.ndarray, background: np.ndarray, encoding: str = INVERSE,
     if foreground.size == 0:
         raise RangeError("the depth map has no foreground: the camera sees nothing")
     near, far = (float(v) for v in np.percentile(foreground.astype(np.float64), [low, high]))
-    return range_around(near, far, encoding)
+    return auto_range_for(near, far, encoding)
 
 
-def range_around(near: float, far: float, encoding: str = INVERSE) -> DepthRange:
+def auto_range_for(near: float, far: float, encoding: str = INVERSE) -> DepthRange:
     """The auto range for a scene whose nearest and farthest surfaces are `near` and `far`.
 
     Both encodings are affine in a variable t (1/z for inverse, -z for linear), so the rule is

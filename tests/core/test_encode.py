@@ -154,7 +154,7 @@ def test_linear_has_its_own_far_margin():
     """Linear puts the farthest surface at the margin at any ratio, with a far end only
     5% of the depth span beyond it (the inverse rule would overshoot or fail)."""
     for near, far in ((1.0, 4.0), (0.9, 21.4), (1.0, 40.0), (0.5, 5000.0)):
-        got = encode.range_around(near, far, encode.LINEAR)
+        got = encode.auto_range_for(near, far, encode.LINEAR)
         assert got.near == pytest.approx(near)
         assert got.far == pytest.approx(far + 0.05 / 0.95 * (far - near))
         z = np.array([[far]], np.float32)
@@ -164,13 +164,13 @@ def test_linear_has_its_own_far_margin():
 
 @pytest.mark.parametrize("ratio", [2.0, 18.0, 19.9, 20.0, 23.8, 1e3, 1e5])
 def test_inverse_far_end_stays_within_ten_times_the_farthest_surface(ratio):
-    got = encode.range_around(1.0, ratio, encode.INVERSE)
+    got = encode.auto_range_for(1.0, ratio, encode.INVERSE)
     assert got.near == pytest.approx(1.0) and ratio < got.far <= 10.0 * ratio * (1 + 1e-9)
 
 
 def test_the_issues_street_gets_a_range():
     """A post 0.9 m away and houses 21.4 m away: near 0.9 m and far -21.4 m before."""
-    got = encode.range_around(0.9, 21.4)
+    got = encode.auto_range_for(0.9, 21.4)
     assert (got.near, got.far) == pytest.approx((0.9, 214.0))
 
 
