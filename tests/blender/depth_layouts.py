@@ -35,13 +35,15 @@ def wall(scene, size: float, width=64, height=48):
     return scene
 
 
-def inside_a_crate(scene, flip=False, width=64, height=48):
-    """A camera inside a 1 m crate (above a floor): it sees only the crate's back faces. With
-    `flip` the crate's normals face inward, as a room's do."""
+def inside_a_crate(scene, flip=False, ortho=False, width=64, height=48):
+    """A camera inside a 1 m crate standing on a floor: it sees only the crate's back faces.
+    With `flip` the crate's normals face inward, as a room's do; `ortho`: an orthographic
+    camera whose frame (0.5 m wide) lies within the crate."""
     _size(scene, width, height)
-    add_camera(scene, location=(0.0, 0.0, 0.0), rotation=(math.radians(70.0), 0.0, 0.4))
-    crate = add_box(scene, 1.0, (0.1, 0.0, 0.05), name="Crate")
+    add_camera(scene, location=(2.0, 3.0, 0.5), rotation=(math.radians(70.0), 0.0, 0.4),
+               ortho_scale=0.5 if ortho else None)
+    crate = add_box(scene, 1.0, (2.1, 3.0, 0.5), name="Crate")
     if flip:
         crate.data.flip_normals()
-    add_plane(scene, size=100.0, location=(0.0, 0.0, -3.0))
+    add_plane(scene, size=100.0)
     return scene

@@ -294,8 +294,9 @@ def test_camera_clip_out_to_1e6_is_reported_not_sent_black(scene):
     assert bpy.ops.t2i.capture_depth() == {"FINISHED"}
 
 
-def test_a_camera_inside_an_object_is_reported(scene):
-    layouts.inside_a_crate(scene)
+@pytest.mark.parametrize("ortho", [False, True])
+def test_a_camera_inside_an_object_is_reported(scene, ortho):
+    layouts.inside_a_crate(scene, ortho=ortho)
     with pytest.raises(RuntimeError, match=r"camera 'Camera' is inside 'Crate'.*flip its normals"):
         bpy.ops.t2i.capture_depth()
     scene.frame_start = scene.frame_end = 1
@@ -303,8 +304,9 @@ def test_a_camera_inside_an_object_is_reported(scene):
         bpy.ops.t2i.lock_depth_range()
 
 
-def test_a_room_with_inward_normals_is_not_inside_an_object(scene):
-    layouts.inside_a_crate(scene, flip=True)
+@pytest.mark.parametrize("ortho", [False, True])
+def test_a_room_with_inward_normals_is_not_inside_an_object(scene, ortho):
+    layouts.inside_a_crate(scene, flip=True, ortho=ortho)
     assert bpy.ops.t2i.capture_depth() == {"FINISHED"}
 
 
