@@ -209,9 +209,12 @@ def test_a_map_all_black_says_what_to_change_for_each_policy(policy, advice):
         encode.check_map_shows_depth(eight, z, background, depth_range, policy)
 
 
-def test_a_manual_range_the_wrong_way_round_says_what_to_change():
-    with pytest.raises(encode.RangeError, match="set Near below Far"):
-        encode.resolve_range("MANUAL", _ramp(), np.zeros((4, 64), bool), clip=(0.1, 100.0),
+@pytest.mark.parametrize(("policy", "message"), [
+    ("MANUAL", "Manual depth range needs 0 < Near < Far, got 30-20 m: set Near below Far"),
+    ("CLIP", "Camera Clip's range needs Clip Start below Clip End, got 50-10 m")])
+def test_a_fixed_range_the_wrong_way_round_says_what_to_change(policy, message):
+    with pytest.raises(encode.RangeError, match=message):
+        encode.resolve_range(policy, _ramp(), np.zeros((4, 64), bool), clip=(50.0, 10.0),
                              manual=(30.0, 20.0), locked=None)
 
 
