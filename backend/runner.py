@@ -26,10 +26,10 @@ from PIL import Image
 
 # numpy + zlib only: the backend runs from the extension's root, where the add-on's package
 # (bpy-free __init__) imports like any other.
-from blender_t2i.core.job_record import JobRecord
-from blender_t2i.core.png import write_png
-from blender_t2i.core.presets import TINY
-from blender_t2i.core.protocol import ErrorCode, GenerateRequest
+from t2i_core.job_record import JobRecord
+from t2i_core.png import write_png
+from t2i_core.presets import TINY
+from t2i_core.protocol import ErrorCode, GenerateRequest
 
 from . import families, preview, weights
 from .devices import (

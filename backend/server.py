@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from blender_t2i.core import protocol
-from blender_t2i.core.protocol import ErrorCode
+from t2i_core import protocol
+from t2i_core.protocol import ErrorCode
 
 from .errors import BackendError, JobCancelled
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from blender_t2i.core.protocol import MODEL_FOLDERS_ENV, ErrorCode
+from t2i_core.protocol import MODEL_FOLDERS_ENV, ErrorCode
 
 from .errors import BackendError, ModelNotFound, UnsafeModelFile
 

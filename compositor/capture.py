@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
-from ..blender_t2i.core.depth_encoding import background_mask, check_size
+from ..t2i_core.depth_encoding import background_mask, check_size
 from . import compat, shader
 from .scene_state import Restorer, remove_new_render_result_on_restore, restoring
 

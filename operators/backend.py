@@ -15,10 +15,6 @@ from pathlib import Path
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
-from ..blender_t2i.core import backend_install
-from ..blender_t2i.core.backend_install import CommandRun, SetupRuns
-from ..blender_t2i.core.backend_process import BackendFailure
-from ..blender_t2i.core.job_queue import Status, get_job_queue
 from ..blender_t2i.generation import queue_driver
 from ..blender_t2i.scene.preferences import (
     addon_preferences,
@@ -27,6 +23,10 @@ from ..blender_t2i.scene.preferences import (
     resolve_backend_python,
     user_path,
 )
+from ..t2i_core import backend_install
+from ..t2i_core.backend_install import CommandRun, SetupRuns
+from ..t2i_core.backend_process import BackendFailure
+from ..t2i_core.job_queue import Status, get_job_queue
 
 TIMER_INTERVAL_S = 0.1
 START_WAIT_S = 300.0

@@ -15,10 +15,10 @@ import random
 
 import bpy
 
-from ..blender_t2i.core.backend_process import BackendFailure
-from ..blender_t2i.core.job_queue import JobHandle, JobState, get_job_queue
 from ..blender_t2i.generation import queue_driver, submit
 from ..compositor.capture import CaptureError
+from ..t2i_core.backend_process import BackendFailure
+from ..t2i_core.job_queue import JobHandle, JobState, get_job_queue
 
 TIMER_INTERVAL_S = 0.05
 

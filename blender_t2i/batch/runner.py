@@ -19,12 +19,12 @@ from typing import Any
 
 import bpy
 
-from ..core import batch_plan
-from ..core.backend_process import BackendConfig, BackendFailure
-from ..core.batch_plan import Manifest, OutputPattern, PlanError
-from ..core.job_queue import JobHandle, get_job_queue
-from ..core.presets import get_preset
-from ..core.protocol import ErrorCode
+from ...t2i_core import batch_plan
+from ...t2i_core.backend_process import BackendConfig, BackendFailure
+from ...t2i_core.batch_plan import Manifest, OutputPattern, PlanError
+from ...t2i_core.job_queue import JobHandle, get_job_queue
+from ...t2i_core.presets import get_preset
+from ...t2i_core.protocol import ErrorCode
 from ..generation import scene_job
 from ..generation.depth_control import DepthOptions, lock_depth_range
 from ..generation.render_hooks import own_renders

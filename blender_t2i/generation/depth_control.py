@@ -18,8 +18,8 @@ import numpy as np
 from mathutils import Vector
 
 from ...compositor.capture import CaptureError, DepthCapture, capture_depth
-from ..core import depth_encoding as encode
-from ..core import exr, png
+from ...t2i_core import depth_encoding as encode
+from ...t2i_core import exr, png
 from .render_hooks import own_renders
 
 # The locked range is computed at this size at most: percentiles barely move with resolution.

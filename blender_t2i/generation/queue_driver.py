@@ -12,7 +12,7 @@ import time
 import bpy
 from bpy.app.handlers import persistent
 
-from ..core.job_queue import Report, get_job_queue
+from ...t2i_core.job_queue import Report, get_job_queue
 
 log = logging.getLogger("blender_t2i")
 

@@ -18,12 +18,12 @@ from typing import Any
 
 import bpy
 
-from ..core import job_request
-from ..core.files import write_bytes_atomic
-from ..core.job_record import JobRecord, addon_png_text
-from ..core.job_request import JobSettings
-from ..core.presets import Preset, get_preset
-from ..core.protocol import parse_generate
+from ...t2i_core import job_request
+from ...t2i_core.files import write_bytes_atomic
+from ...t2i_core.job_record import JobRecord, addon_png_text
+from ...t2i_core.job_request import JobSettings
+from ...t2i_core.presets import Preset, get_preset
+from ...t2i_core.protocol import parse_generate
 from ..scene.preferences import addon_preferences
 from .colour_render import render_colour
 from .depth_control import ControlImage, DepthOptions, make_control_image

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import bpy
 
-from ..core.job_queue import JobHandle, Report, Update, UpdateKind, get_job_queue
-from ..core.job_request import PREVIEW_DEFAULT
+from ...t2i_core.job_queue import JobHandle, Report, Update, UpdateKind, get_job_queue
+from ...t2i_core.job_request import PREVIEW_DEFAULT
 from ..results import images, outputs
 from ..scene import history
 from ..scene.preferences import backend_config

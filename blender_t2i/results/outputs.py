@@ -11,7 +11,7 @@ import bpy
 import numpy as np
 
 from ...compositor import compat, overlay
-from ..core import projection
+from ...t2i_core import projection
 
 RESULT_TAG = "t2i_result"  # custom property on images the add-on made
 PROJECTION_UV = "T2I Projection"

@@ -12,8 +12,8 @@ from typing import Any
 import bpy
 from bpy.props import FloatProperty, IntProperty, PointerProperty, StringProperty
 
-from ..core.job_record import JobRecord
-from ..core.presets import PRESETS
+from ...t2i_core.job_record import JobRecord
+from ...t2i_core.presets import PRESETS
 
 MAX_ENTRIES = 50
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import bpy
 from bpy.props import CollectionProperty, EnumProperty, IntProperty, StringProperty
 
-from ..core import backend_install
-from ..core.backend_process import BackendConfig
-from ..core.protocol import MEMORY_MODES, MODEL_FOLDERS_ENV
+from ...t2i_core import backend_install
+from ...t2i_core.backend_process import BackendConfig
+from ...t2i_core.protocol import MEMORY_MODES, MODEL_FOLDERS_ENV
 
 # The extension's package (bl_ext.<repo>.blender_t2i): preferences are registered under it.
 ADDON_ID = __package__.removesuffix(".blender_t2i.scene")  # bl_ext.<repo>.blender_t2i

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bpy
 
-from ..core.job_queue import JobQueue, Status, get_job_queue
+from ...t2i_core.job_queue import JobQueue, Status, get_job_queue
 from ..generation import queue_driver
 from ..results import images as results
 from ..scene.preferences import ADDON_ID

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from backend import families
-from blender_t2i.core import protocol
+from t2i_core import protocol
 
 # (family, extra fields): the depth-only run of every family, plus the render/float-depth paths
 CASES = [(name, {}) for name in families.FAMILIES] + [

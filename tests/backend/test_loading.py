@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from backend.tiny.checkpoints import save_diffusers_lora, save_kohya_lora, save_sd15_single_file
-from blender_t2i.core import protocol
+from t2i_core import protocol
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ def test_registers_and_unregisters_twice_leaving_nothing_behind(addon):
             assert not hasattr(bpy.types.Scene, "t2i")
             assert not _op_exists("t2i.generate")
             assert not [cls.__name__ for cls in registered if cls.is_registered]
-            assert addon.blender_t2i.core.job_queue._jobs is None  # no queue, so no backend
+            assert addon.t2i_core.job_queue._jobs is None  # no queue, so no backend
             bpy.ops.preferences.addon_enable(module=MODULE)
             assert hasattr(bpy.types.Scene, "t2i")
             assert _op_exists("t2i.generate")

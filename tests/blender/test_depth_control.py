@@ -200,7 +200,7 @@ def _render_encoded(addon, scene, kind, depth_range, encoding) -> np.ndarray:
 @pytest.mark.parametrize("kind", ["COMPOSITOR", "SHADER"])
 @pytest.mark.parametrize("encoding", ["INVERSE", "LINEAR"])
 def test_node_group_encoding_matches_numpy(addon, tilted, kind, encoding):
-    encode = addon.blender_t2i.core.depth_encoding
+    encode = addon.t2i_core.depth_encoding
     depth_range = encode.DepthRange(11.5, 13.0)  # clamps at both ends of this view
     got = _render_encoded(addon, tilted, kind, depth_range, encoding)
     z = plane_depth(tilted, W, H, 12.0, 30.0)

@@ -90,7 +90,7 @@ def test_a_backend_killed_mid_job_is_reported_and_the_next_generate_restarts_it(
     add_plane(scene)
     _settings(scene, use_render_size=False, width=64, height=64, steps=1)
     assert bpy.ops.t2i.generate() == {"FINISHED"}
-    jobs = addon.blender_t2i.core.job_queue.get_job_queue()
+    jobs = addon.t2i_core.job_queue.get_job_queue()
     first_pid = jobs.backend_pid
 
     def kill_once_busy():

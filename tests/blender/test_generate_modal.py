@@ -33,7 +33,7 @@ def t2i(addon, scene, backend):
     add_camera(scene)
     add_plane(scene)
     _settings(scene, steps=2)
-    jobs = addon.blender_t2i.core.job_queue.get_job_queue()
+    jobs = addon.t2i_core.job_queue.get_job_queue()
     yield SimpleNamespace(submit=addon.blender_t2i.generation.submit, jobs=jobs,
                           generate=addon.operators.generate.T2I_OT_generate,
                           config=addon.blender_t2i.scene.preferences.backend_config)
@@ -105,9 +105,9 @@ def test_timer_probe_no_step_blocks_the_main_thread_while_the_backend_works(
 
 
 def test_step_previews_are_shown_in_an_image(addon, t2i, tmp_path):
-    png = addon.blender_t2i.core.png
+    png = addon.t2i_core.png
     preview = png.write_png(tmp_path / "step.png", np.full((16, 24, 3), 200, np.uint8))
-    queue_module = addon.blender_t2i.core.job_queue
+    queue_module = addon.t2i_core.job_queue
     handle = queue_module.JobHandle({"id": "previewed", "steps": 4}, t2i.jobs)
     handle.on_update(t2i.submit.apply_update)
     update = queue_module.Update(queue_module.UpdateKind.PROGRESS, job=handle,

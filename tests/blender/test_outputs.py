@@ -31,7 +31,7 @@ def _fake_result(addon, scene, colour=(1.0, 0.0, 0.0, 1.0), seed=7, size=(32, 24
     image = bpy.data.images.new(f"T2I tiny-sd15-depth s{seed}", *size)
     image.pixels.foreach_set(np.tile(np.array(colour, np.float32), size[0] * size[1]))
     image[addon.blender_t2i.results.outputs.RESULT_TAG] = f"stem{seed}"
-    record = addon.blender_t2i.core.job_record.JobRecord(
+    record = addon.t2i_core.job_record.JobRecord(
         model="tiny-sd15-depth", model_spec={}, prompt="a red wall", negative_prompt="blurry",
         seed=seed, steps=3, guidance=5.0, control_strength=0.8, size=tuple(size))
     addon.blender_t2i.scene.history.add_entry(scene.t2i, f"stem{seed}", record, image, "", "")

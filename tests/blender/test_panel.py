@@ -19,10 +19,10 @@ from .layout_probe import RecordingLayout, draw
 @pytest.fixture
 def ui(addon):
     panel = addon.blender_t2i.ui.panel
-    jobs = addon.blender_t2i.core.job_queue.get_job_queue()
+    jobs = addon.t2i_core.job_queue.get_job_queue()
     saved = (jobs.status, jobs.message, list(jobs.pending), jobs.current)
-    yield SimpleNamespace(panel=panel, jobs=jobs, Status=addon.blender_t2i.core.job_queue.Status,
-                          JobHandle=addon.blender_t2i.core.job_queue.JobHandle)
+    yield SimpleNamespace(panel=panel, jobs=jobs, Status=addon.t2i_core.job_queue.Status,
+                          JobHandle=addon.t2i_core.job_queue.JobHandle)
     jobs.status, jobs.message, pending, jobs.current = saved
     jobs.pending.clear()
     jobs.pending.extend(pending)
@@ -76,7 +76,7 @@ def test_panels_draw_with_history_and_own_size(addon, scene, ui):
     settings.use_render_size = False
     settings.output_targets = {"CAMERA_BACKGROUND", "PROJECTION"}
     image = bpy.data.images.new("T2I tiny s1", 8, 8)
-    record = addon.blender_t2i.core.job_record.JobRecord(
+    record = addon.t2i_core.job_record.JobRecord(
         model="tiny-sd15-depth", model_spec={}, prompt="a stone floor", negative_prompt="", seed=1,
         steps=2, guidance=7.5, control_strength=1.0, size=(64, 48))
     addon.blender_t2i.scene.history.add_entry(settings, "stem1", record, image, "//t2i/a.png", "")
@@ -102,7 +102,7 @@ def test_the_depth_section_draws_the_scenes_depth_settings(scene, ui):
 
 
 def test_preferences_draw_before_during_and_after_an_install_and_a_check(addon, tmp_path):
-    install = addon.blender_t2i.core.backend_install
+    install = addon.t2i_core.backend_install
     prefs = bpy.context.preferences.addons[MODULE].preferences
     runs = install.SetupRuns
     saved = (runs.install, runs.check, runs.check_report)

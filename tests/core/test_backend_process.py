@@ -10,14 +10,14 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
-from t2i_src.blender_t2i.core import job_request as jobs
-from t2i_src.blender_t2i.core import png
-from t2i_src.blender_t2i.core.backend_process import BackendConfig, BackendFailure, BackendProcess
-from t2i_src.blender_t2i.core.job_queue import JobQueue
-from t2i_src.blender_t2i.core.job_record import JobRecord
-from t2i_src.blender_t2i.core.job_request import JobSettings
-from t2i_src.blender_t2i.core.presets import get_preset
-from t2i_src.blender_t2i.core.protocol import parse_generate
+from t2i_src.t2i_core import job_request as jobs
+from t2i_src.t2i_core import png
+from t2i_src.t2i_core.backend_process import BackendConfig, BackendFailure, BackendProcess
+from t2i_src.t2i_core.job_queue import JobQueue
+from t2i_src.t2i_core.job_record import JobRecord
+from t2i_src.t2i_core.job_request import JobSettings
+from t2i_src.t2i_core.presets import get_preset
+from t2i_src.t2i_core.protocol import parse_generate
 
 TINY = get_preset("tiny-sd15-depth")
 

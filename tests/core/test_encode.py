@@ -7,9 +7,9 @@ import zlib
 
 import numpy as np
 import pytest
-from t2i_src.blender_t2i.core import depth_encoding as encode
-from t2i_src.blender_t2i.core import exr
-from t2i_src.blender_t2i.core.depth_encoding import DepthRange
+from t2i_src.t2i_core import depth_encoding as encode
+from t2i_src.t2i_core import exr
+from t2i_src.t2i_core.depth_encoding import DepthRange
 
 
 def _ramp(near=2.0, far=10.0, n=64) -> np.ndarray:

@@ -10,12 +10,12 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from t2i_src.blender_t2i.core import job_request as jobs
-from t2i_src.blender_t2i.core import png
-from t2i_src.blender_t2i.core.backend_process import BackendConfig, BackendFailure
-from t2i_src.blender_t2i.core.job_queue import JobQueue, JobState, Status, UpdateKind
-from t2i_src.blender_t2i.core.job_request import JobSettings
-from t2i_src.blender_t2i.core.presets import get_preset
+from t2i_src.t2i_core import job_request as jobs
+from t2i_src.t2i_core import png
+from t2i_src.t2i_core.backend_process import BackendConfig, BackendFailure
+from t2i_src.t2i_core.job_queue import JobQueue, JobState, Status, UpdateKind
+from t2i_src.t2i_core.job_request import JobSettings
+from t2i_src.t2i_core.presets import get_preset
 
 TINY = get_preset("tiny-sd15-depth")
 BLOCK_LIMIT_S = 0.05  # the most a UI step may hold Blender's main thread
@@ -179,7 +179,7 @@ def test_stop_cancels_and_reports_stopped(tmp_path, config, queue):
 
 
 def test_previews_come_as_a_path_that_may_be_gone(tmp_path):
-    from t2i_src.blender_t2i.core.job_queue import preview_file
+    from t2i_src.t2i_core.job_queue import preview_file
 
     image = png.write_png(tmp_path / "step.png", np.zeros((8, 8), np.uint8))
     assert preview_file({"preview": str(image)}) == image

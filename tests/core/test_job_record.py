@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-from t2i_src.blender_t2i.core import job_request
-from t2i_src.blender_t2i.core.job_record import SETTINGS, JobRecord, addon_png_text
-from t2i_src.blender_t2i.core.job_request import JobSettings
-from t2i_src.blender_t2i.core.presets import get_preset
-from t2i_src.blender_t2i.core.protocol import parse_generate
+from t2i_src.t2i_core import job_request
+from t2i_src.t2i_core.job_record import SETTINGS, JobRecord, addon_png_text
+from t2i_src.t2i_core.job_request import JobSettings
+from t2i_src.t2i_core.presets import get_preset
+from t2i_src.t2i_core.protocol import parse_generate
 
 TINY = get_preset("tiny-sd15-depth")
 

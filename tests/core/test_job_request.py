@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from t2i_src.blender_t2i.core import job_request as jobs
-from t2i_src.blender_t2i.core import protocol
-from t2i_src.blender_t2i.core.job_request import JobSettings
-from t2i_src.blender_t2i.core.presets import get_preset
+from t2i_src.t2i_core import job_request as jobs
+from t2i_src.t2i_core import protocol
+from t2i_src.t2i_core.job_request import JobSettings
+from t2i_src.t2i_core.presets import get_preset
 
 SD15 = get_preset("sd15-depth")
 SETTINGS = JobSettings(preset=SD15, prompt="a house", negative_prompt="", seed=7, steps=20,

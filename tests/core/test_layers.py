@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # Lower imports nothing higher; packages of one rank do not import each other.
 LAYERS: dict[str, int] = {
-    "blender_t2i.core": 0,
+    "t2i_core": 0,
     "compositor": 1,
     "blender_t2i.scene": 2,
     "blender_t2i.results": 3,
@@ -25,7 +25,7 @@ LAYERS: dict[str, int] = {
     "operators": 6,
     "": 7,  # the extension's root __init__: registration only
 }
-BACKEND = "backend"  # its own process: of the add-on, only blender_t2i.core
+BACKEND = "backend"  # its own process: of the add-on, only t2i_core
 PURE_THIRD_PARTY = {"numpy"}
 
 
@@ -72,12 +72,12 @@ def _imports(path: Path) -> list[tuple[int, str]]:
 
 
 def _internal(module: str) -> bool:
-    return module.split(".")[0] in ("blender_t2i", "compositor", "operators", BACKEND)
+    return module.split(".")[0] in ("t2i_core", "blender_t2i", "compositor", "operators", BACKEND)
 
 
 def _source_files() -> list[Path]:
     files = [ROOT / "__init__.py"]
-    for folder in ("blender_t2i", "compositor", "operators", BACKEND):
+    for folder in ("t2i_core", "blender_t2i", "compositor", "operators", BACKEND):
         files += sorted((ROOT / folder).rglob("*.py"))
     return files
 
@@ -92,8 +92,8 @@ def test_every_import_points_down_the_layers():
             target = _package_of(module)
             where = f"{path.relative_to(ROOT)}:{line} imports {module}"
             if source == BACKEND:
-                if target not in (BACKEND, "blender_t2i.core"):
-                    wrong.append(f"{where} (the backend may use only blender_t2i.core)")
+                if target not in (BACKEND, "t2i_core"):
+                    wrong.append(f"{where} (the backend may use only t2i_core)")
             elif target == BACKEND:
                 wrong.append(f"{where} (the add-on never imports the backend)")
             elif target != source and LAYERS[target] >= LAYERS[source]:
@@ -103,7 +103,7 @@ def test_every_import_points_down_the_layers():
 
 def test_the_pure_package_imports_only_the_standard_library_and_numpy():
     wrong = []
-    for path in sorted((ROOT / "blender_t2i" / "core").rglob("*.py")):
+    for path in sorted((ROOT / "t2i_core").rglob("*.py")):
         for line, module in _imports(path):
             top = module.split(".")[0]
             if _internal(module) or top in sys.stdlib_module_names or top in PURE_THIRD_PARTY:
@@ -132,11 +132,11 @@ def test_there_is_no_cycle_between_packages():
 
 def test_the_checker_sees_an_upward_import(tmp_path, monkeypatch):
     """The checks above can fail: a core module importing the scene layer is caught."""
-    bad = ROOT / "blender_t2i" / "core" / "_layer_probe.py"
-    bad.write_text("from ..scene import settings\n", encoding="utf-8")
+    bad = ROOT / "t2i_core" / "_layer_probe.py"
+    bad.write_text("from ..blender_t2i.scene import settings\n", encoding="utf-8")
     try:
-        with pytest.raises(AssertionError, match="_layer_probe.py:1 imports "
-                                                 "blender_t2i.scene.settings"):
+        with pytest.raises(AssertionError, match=r"_layer_probe\.py:1 imports "
+                                                 r"blender_t2i\.scene\.settings"):
             test_every_import_points_down_the_layers()
     finally:
         bad.unlink()
@@ -150,10 +150,10 @@ class Refuse(importlib.abc.MetaPathFinder):
             raise ImportError(f"{name} is not available here")
 sys.meta_path.insert(0, Refuse())
 sys.path.insert(0, sys.argv[1])
-import blender_t2i.core as core
+import t2i_core as core
 names = [m.name for m in pkgutil.iter_modules(core.__path__)]
 for name in names:
-    importlib.import_module(f"blender_t2i.core.{name}")
+    importlib.import_module(f"t2i_core.{name}")
 print(len(names))
 """
 

@@ -26,7 +26,7 @@ from .protocol import HINTS, ErrorCode
 log = logging.getLogger("blender_t2i")
 
 # The extension folder: it holds backend/ and blender_t2i/, which the backend imports.
-EXTENSION_ROOT = Path(__file__).resolve().parents[2]
+EXTENSION_ROOT = Path(__file__).resolve().parents[1]
 EXITED = "_exited"  # event the reader thread posts when the backend's stdout closes
 START_TIMEOUT_S = 300.0  # imports of torch + diffusers on a cold disk can take a while
 STOP_TIMEOUT_S = 10.0
@@ -94,7 +94,7 @@ class BackendProcess:
                                  "executable")
         self.config.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.config.log_path, "ab")  # noqa: SIM115 (lives as long as the process)
-        # The backend imports `backend` and `blender_t2i.core` from the extension folder: say
+        # The backend imports `backend` and `t2i_core` from the extension folder: say
         # so explicitly rather than rely on the working directory alone.
         env = python_environment([*self.config.env, ("PYTHONPATH", str(EXTENSION_ROOT))])
         self._launched = time.perf_counter()
