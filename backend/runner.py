@@ -61,6 +61,8 @@ class JobResult:
     timings: dict[str, float] = field(default_factory=dict)
     reused: bool = False  # the pipeline was already loaded (no reload for this job)
     peak_memory: int | None = None  # bytes of device memory the job peaked at (CUDA only)
+    memory_mode: str = ""  # the mode the job ran in (auto resolved; model_offload is full on CPU)
+    scheduler: str = ""  # the scheduler class that ran the job
 
 
 @dataclass
@@ -141,7 +143,9 @@ class Runner:
         write_png_atomic(image, path, _png_parameters(request))
         timings["write"] = round(time.perf_counter() - started, 4)
         return JobResult(paths=[str(path)], timings=timings, reused=loaded is reused,
-                         peak_memory=torch.cuda.max_memory_allocated(cuda) if cuda else None)
+                         peak_memory=torch.cuda.max_memory_allocated(cuda) if cuda else None,
+                         memory_mode=loaded.memory_mode,
+                         scheduler=type(loaded.pipe.scheduler).__name__)
 
     # --- loading ---------------------------------------------------------------------------
 

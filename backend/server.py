@@ -172,7 +172,9 @@ class Server:
             self.events.send({"type": protocol.RESULT, "id": job_id,
                               "paths": result.paths, "seed": request.seed,
                               "timings": result.timings, "reused_model": result.reused,
-                              "peak_memory": result.peak_memory})
+                              "peak_memory": result.peak_memory,
+                              "memory_mode": result.memory_mode,
+                              "scheduler": result.scheduler})
             log.info("job %s: %.2f s%s", job_id, result.timings["total"],
                      f", device memory peak {result.peak_memory / 2**30:.2f} GiB"
                      if result.peak_memory else "")

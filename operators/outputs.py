@@ -11,21 +11,19 @@ import bpy
 from bpy.props import IntProperty
 
 from ..blender_t2i.results.outputs import OutputError, send_to_output
+from ..blender_t2i.scene import history
 from ..compositor import overlay
 
 
 def history_image(context: bpy.types.Context, index: int) -> bpy.types.Image:
     """The image of history entry `index` (-1: the selected entry)."""
-    settings = context.scene.t2i
-    if not len(settings.history):
-        raise OutputError("there are no results yet: generate one first")
-    index = settings.history_index if index < 0 else index
-    if not 0 <= index < len(settings.history):
-        raise OutputError(f"there is no history entry {index}")
-    image = settings.history[index].image
-    if image is None:
-        raise OutputError(f"the image of '{settings.history[index].name}' was removed")
-    return image
+    try:
+        item = history.entry(context.scene.t2i, index)
+    except LookupError as exc:
+        raise OutputError(str(exc).strip("'\"")) from None
+    if item.image is None:
+        raise OutputError(f"the image of '{item.name}' was removed")
+    return item.image
 
 
 class _ApplyResult:

@@ -210,6 +210,9 @@ def to_uint8(value: np.ndarray) -> np.ndarray:
     return np.round(np.clip(value, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
+DEFAULT_MAX_SIDE = 4096  # the depth settings' Max Size unless the user raises it
+
+
 def check_size(width: int, height: int, max_side: int) -> None:
     """Refuse sizes above the user's limit before any memory is spent on them."""
     if width <= 0 or height <= 0:

@@ -20,7 +20,6 @@ CANCEL = "cancel"
 UNLOAD = "unload"
 SHUTDOWN = "shutdown"
 CAPABILITIES = "capabilities"
-REQUEST_TYPES = (HELLO, GENERATE, CANCEL, UNLOAD, SHUTDOWN, CAPABILITIES)
 
 # Events (backend -> add-on)
 READY = "ready"

@@ -47,7 +47,7 @@ class DepthOptions:
     range_policy: str = encode.AUTO
     manual: tuple[float, float] = (1.0, 20.0)
     locked: tuple[float, float] | None = None
-    max_side: int = 4096
+    max_side: int = encode.DEFAULT_MAX_SIDE
 
     @classmethod
     def from_scene(cls, scene: bpy.types.Scene) -> DepthOptions:

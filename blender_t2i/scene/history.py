@@ -59,6 +59,16 @@ def add_entry(settings: Any, stem: str, record: JobRecord, image: bpy.types.Imag
     return settings.history[0]
 
 
+def entry(settings: Any, index: int = -1) -> T2IHistoryItem:
+    """History entry `index` (-1: the selected one); LookupError says what to do."""
+    if not len(settings.history):
+        raise LookupError("there are no results yet: generate one first")
+    index = settings.history_index if index < 0 else index
+    if not 0 <= index < len(settings.history):
+        raise LookupError(f"there is no history entry {index}: pick a result in the history")
+    return settings.history[index]
+
+
 def reuse_settings(settings: Any, item: T2IHistoryItem) -> None:
     """Put an entry's settings back in the panel (model first: it resets steps/guidance)."""
     if item.model_preset in {preset.name for preset in PRESETS}:
