@@ -26,7 +26,7 @@ from ...t2i_core.job_queue import JobHandle, get_job_queue
 from ...t2i_core.presets import get_preset
 from ...t2i_core.protocol import ErrorCode
 from ..generation import scene_job
-from ..generation.depth_control import DepthOptions, lock_depth_range
+from ..generation.depth_control import CaptureError, DepthOptions, lock_depth_range
 from ..generation.render_hooks import own_renders
 
 log = logging.getLogger("blender_t2i")
@@ -162,8 +162,13 @@ def _generate_frames(scene: bpy.types.Scene, options: BatchOptions, depth: Depth
         settings = base.but(
             seed=batch_plan.frame_seed(base.seed, frame, options.seed_mode),
             prompt=batch_plan.prompt_for(frame, options.prompts, base.prompt))
-        job = scene_job.prepare_job(scene, options.out.folder, settings,
-                                    stem=options.out.stem(frame), depth_options=depth)
+        try:
+            job = scene_job.prepare_job(scene, options.out.folder, settings,
+                                        stem=options.out.stem(frame), depth_options=depth)
+        except CaptureError as exc:  # a scene problem: say which frame has it
+            raise CaptureError(f"frame {frame}: {exc}") from None
+        except ValueError as exc:
+            raise PlanError(f"frame {frame}: {exc}") from None
         return _InFlight(frame, job, jobs.submit(job.request, options.backend))
 
     def finish(item: _InFlight, result: dict[str, Any]) -> None:
