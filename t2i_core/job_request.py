@@ -49,9 +49,6 @@ class JobSettings:
             spec["device"] = self.device
         return spec
 
-    def family(self) -> str:
-        return str(self.model_spec().get("family", ""))
-
     def but(self, **changes: Any) -> JobSettings:
         return replace(self, **changes)
 
