@@ -51,9 +51,7 @@ class DepthOptions:
 
     @classmethod
     def from_scene(cls, scene: bpy.types.Scene) -> DepthOptions:
-        settings = getattr(getattr(scene, "t2i", None), "depth", None)
-        if settings is None:
-            return cls()
+        settings = scene.t2i.depth
         return cls(capture_path=settings.capture_path, capture_engine=settings.capture_engine,
                    encoding=settings.encoding, range_policy=settings.range_policy,
                    manual=(settings.near, settings.far), locked=settings.locked_range(),
