@@ -2,7 +2,8 @@
 channel, no ControlNet.
 
 Depth goes in as `depth_map`, a float tensor (1, H, W), larger = nearer, any scale (the pipeline
-min-max normalises it): the job's `.npy` float depth when sent, else the 8-bit control image.
+min-max normalises it): the job's float depth when sent (the capture's EXR as inverse depth, read
+by the runner, or a `.npy`), else the 8-bit control image.
 `image` is always required: the colour render when sent (img2img at `strength`), else the depth
 picture itself at strength 1.0, which replaces it with pure noise (pure depth-conditioned).
 The pipeline's own depth estimator is never loaded (`depth_estimator=None`).
