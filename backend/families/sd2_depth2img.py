@@ -19,7 +19,9 @@ from diffusers import StableDiffusionDepth2ImgPipeline
 from PIL import Image
 
 from blender_t2i.core.presets import FAMILY_INFO
+from blender_t2i.core.protocol import ErrorCode
 
+from ..errors import BackendError
 from ..weights import Source
 from . import common
 
@@ -45,6 +47,11 @@ def depth_tensor(job: common.Job) -> torch.Tensor:
         depth = np.nan_to_num(job.depth_float.astype(np.float32), nan=0.0, posinf=0.0)
     else:
         depth = np.asarray(job.depth.convert("L"), dtype=np.float32) / 255.0
+    if depth.min() == depth.max():  # the pipeline would divide by its range: a black picture
+        raise BackendError(ErrorCode.BAD_REQUEST,
+                           "SD 2 depth2img needs depth that varies, and this depth map is flat",
+                           hint="Frame more of the scene than one wall facing the camera, or "
+                                "use a ControlNet model.")
     return torch.from_numpy(np.ascontiguousarray(depth))[None]
 
 

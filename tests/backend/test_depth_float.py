@@ -49,7 +49,8 @@ def sd2_job(tiny_models, make_job, model_spec, capture):
     model = model_spec("sd2_depth2img", tiny_models("sd2_depth2img"))
 
     def job(**fields):
-        return make_job(model, control_image=str(capture["control"]), preview=False, **fields)
+        return make_job(model, **{"control_image": str(capture["control"]), "preview": False,
+                                  **fields})
 
     return job
 
@@ -74,7 +75,7 @@ def test_sd2_with_the_float_depth_differs_from_the_8bit_control_image_alone(back
 
 
 @pytest.mark.parametrize("damage", ["truncated", "wrong size", "not an exr", "sees nothing"])
-def test_a_broken_depth_exr_is_a_bad_request_and_the_backend_keeps_serving(
+def test_a_broken_depth_exr_is_the_jobs_bad_request(
         backend, sd2_job, capture, tmp_path, damage):
     path = tmp_path / "broken_depth.exr"
     if damage == "truncated":
@@ -92,7 +93,6 @@ def test_a_broken_depth_exr_is_a_bad_request_and_the_backend_keeps_serving(
     assert final["type"] == protocol.ERROR, final
     assert final["code"] == protocol.ErrorCode.BAD_REQUEST
     assert "broken_depth.exr" in final["message"]
-    assert backend.run(sd2_job())[-1]["type"] == protocol.RESULT
 
 
 def test_families_without_a_float_depth_input_never_read_it(backend, tiny_models, make_job,
@@ -103,3 +103,18 @@ def test_families_without_a_float_depth_input_never_read_it(backend, tiny_models
     job = make_job(model_spec("sd15_controlnet", tiny_models("sd15_controlnet")),
                    depth_float=str(path), preview=False)
     assert backend.run(job)[-1]["type"] == protocol.RESULT
+
+
+@pytest.mark.parametrize("source", ["control image", "float depth"])
+def test_a_flat_depth_map_is_a_bad_request_for_sd2_not_a_black_picture(
+        backend, sd2_job, tmp_path, source):
+    """SD 2 min-max normalises its depth: a wall facing the camera would divide by zero."""
+    flat = {"control_image": str(write_png(tmp_path / "flat_depth.png",
+                                           np.full((SIZE, SIZE), 200, np.uint8)))}
+    if source == "float depth":
+        flat = {"depth_float": str(exr.write_grey_exr(tmp_path / "flat_depth.exr",
+                                                      np.full((SIZE, SIZE), 3.0, np.float32)))}
+    final = backend.run(sd2_job(**flat))[-1]
+    assert final["type"] == protocol.ERROR, final
+    assert final["code"] == protocol.ErrorCode.BAD_REQUEST
+    assert "flat" in final["message"]
