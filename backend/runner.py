@@ -26,9 +26,11 @@ from PIL import Image
 
 # numpy + zlib only: the backend runs from the extension's root, where the add-on's package
 # (bpy-free __init__) imports like any other.
+from t2i_core import exr
+from t2i_core.depth_encoding import background_mask
 from t2i_core.job_record import JobRecord
 from t2i_core.png import write_png
-from t2i_core.presets import TINY
+from t2i_core.presets import DEPTH_FLOAT, TINY
 from t2i_core.protocol import ErrorCode, GenerateRequest
 
 from . import families, preview, weights
@@ -102,7 +104,7 @@ class Runner:
         loaded = self._load(request)
         timings["load"] = round(time.perf_counter() - started, 4)
         started = time.perf_counter()
-        job = self._read_inputs(request)
+        job = self._read_inputs(request, loaded.family)
         timings["inputs"] = round(time.perf_counter() - started, 4)
         self._apply_loras(loaded, request)
         self._apply_scheduler(loaded, request.scheduler)
@@ -265,26 +267,14 @@ class Runner:
 
     # --- inputs ----------------------------------------------------------------------------
 
-    def _read_inputs(self, request: GenerateRequest) -> Job:
+    def _read_inputs(self, request: GenerateRequest, family: ModuleType) -> Job:
         size = (request.width, request.height)
         depth = _read_rgb(request.control_image, "control image", size)
         render = _read_rgb(request.init_image, "init image", size) if request.init_image \
             else None
-        depth_float = None
-        if request.depth_float:
-            try:
-                depth_float = np.load(request.depth_float, allow_pickle=False)
-            except FileNotFoundError:
-                raise BackendError(ErrorCode.INPUT_NOT_FOUND,
-                                   f"depth file '{request.depth_float}' does not exist") from None
-            except (OSError, ValueError) as exc:
-                raise BackendError(ErrorCode.BAD_REQUEST,
-                                   f"depth file '{request.depth_float}' is not a float .npy "
-                                   f"array: {exc}") from None
-            if depth_float.ndim != 2:
-                raise BackendError(ErrorCode.BAD_REQUEST,
-                                   f"depth file '{request.depth_float}' must be (H, W), "
-                                   f"not {depth_float.shape}")
+        # Sent with every capture; read only by the families that take it (SD 2 depth2img).
+        depth_float = _read_depth_float(request.depth_float, size) \
+            if request.depth_float and DEPTH_FLOAT in family.INFO.inputs else None
         references = [_read_rgb(p, "reference image", None) for p in request.reference_images]
         mode = request.model.get("control_mode")
         return Job(request=request, depth=depth, render=render, depth_float=depth_float,
@@ -458,6 +448,41 @@ def _read_rgb(path: str, what: str, size: tuple[int, int] | None) -> Image.Image
     if size is not None and rgb.size != size:
         rgb = rgb.resize(size, Image.Resampling.BILINEAR)
     return rgb
+
+
+def _read_depth_float(path: str, size: tuple[int, int]) -> np.ndarray:
+    """The job's float depth as (H, W) float32, larger = nearer: the capture's `.exr` (planar Z
+    in metres) turned into inverse depth, or a `.npy` array taken as it is."""
+    is_exr = Path(path).suffix.lower() == ".exr"
+    try:
+        depth = exr.read_grey_exr(path) if is_exr else np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise BackendError(ErrorCode.INPUT_NOT_FOUND,
+                           f"depth file '{path}' does not exist") from None
+    except (OSError, ValueError) as exc:
+        kind = "a float EXR this backend reads" if is_exr else "a float .npy array"
+        raise BackendError(ErrorCode.BAD_REQUEST,
+                           f"depth file '{path}' is not {kind}: {exc}") from None
+    if not isinstance(depth, np.ndarray) or depth.ndim != 2:  # np.load gives .npz archives too
+        raise BackendError(ErrorCode.BAD_REQUEST,
+                           f"depth file '{path}' must be one (H, W) array, not "
+                           f"{getattr(depth, 'shape', type(depth).__name__)}")
+    if not is_exr:
+        return depth
+    width, height = size
+    if depth.shape != (height, width):
+        raise BackendError(ErrorCode.BAD_REQUEST,
+                           f"depth file '{path}' is {depth.shape[1]}x{depth.shape[0]}, the job "
+                           f"{width}x{height}", hint="Send the EXR of this job's own capture.")
+    # Inverse depth 1/z (larger = nearer), background 0, kept in float: the "relative inverse
+    # depth" of the MiDaS/DPT maps SD 2 depth2img was trained on, without the 8-bit control
+    # image's rounding and range clipping (the pipeline min-max normalises it).
+    background = background_mask(depth, clip_end=np.inf)
+    if background.all():
+        raise BackendError(ErrorCode.BAD_REQUEST,
+                           f"depth file '{path}' sees nothing: every pixel is background")
+    with np.errstate(divide="ignore"):
+        return np.where(background, 0.0, 1.0 / depth).astype(np.float32)
 
 
 def _png_parameters(request: GenerateRequest) -> dict[str, str]:

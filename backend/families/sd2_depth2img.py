@@ -2,7 +2,8 @@
 channel, no ControlNet.
 
 Depth goes in as `depth_map`, a float tensor (1, H, W), larger = nearer, any scale (the pipeline
-min-max normalises it): the job's `.npy` float depth when sent, else the 8-bit control image.
+min-max normalises it): the job's float depth when sent (the capture's EXR as inverse depth, read
+by the runner, or a `.npy`), else the 8-bit control image.
 `image` is always required: the colour render when sent (img2img at `strength`), else the depth
 picture itself at strength 1.0, which replaces it with pure noise (pure depth-conditioned).
 The pipeline's own depth estimator is never loaded (`depth_estimator=None`).
@@ -18,7 +19,9 @@ from diffusers import StableDiffusionDepth2ImgPipeline
 from PIL import Image
 
 from t2i_core.presets import FAMILY_INFO
+from t2i_core.protocol import ErrorCode
 
+from ..errors import BackendError
 from ..weights import Source
 from . import common
 
@@ -44,6 +47,11 @@ def depth_tensor(job: common.Job) -> torch.Tensor:
         depth = np.nan_to_num(job.depth_float.astype(np.float32), nan=0.0, posinf=0.0)
     else:
         depth = np.asarray(job.depth.convert("L"), dtype=np.float32) / 255.0
+    if depth.min() == depth.max():  # the pipeline would divide by its range: a black picture
+        raise BackendError(ErrorCode.BAD_REQUEST,
+                           "SD 2 depth2img needs depth that varies, and this depth map is flat",
+                           hint="Frame more of the scene than one wall facing the camera, or "
+                                "use a ControlNet model.")
     return torch.from_numpy(np.ascontiguousarray(depth))[None]
 
 

@@ -43,6 +43,45 @@ def _sd_scheduler() -> Any:
                          clip_sample=False, set_alpha_to_one=False, steps_offset=1)
 
 
+CONTROL_SEED = 1234
+
+
+def _keep_picture_signal(module: torch.nn.Module) -> None:
+    """Weights drawn from N(0, (2 / sqrt(fan_in))^2), zero biases, for every layer of a stack
+    that turns a picture into features (a ControlNet's conditioning embedding, a VAE encoder).
+    torch's default initialisation shrinks the signal ~3x per layer, so after a stack of them
+    the output is the biases and says nothing about the picture; a gain of 2 carries it through
+    the SiLUs (3 blows it up). Call it inside a seeded, forked RNG."""
+    for layer in module.modules():
+        if isinstance(layer, (torch.nn.Linear, torch.nn.Conv2d, torch.nn.Conv3d)):
+            torch.nn.init.normal_(layer.weight, std=2.0 / layer.weight[0].numel() ** 0.5)
+            if layer.bias is not None:
+                torch.nn.init.zeros_(layer.bias)
+
+
+def _live_control_path(model: Any, embedding: str) -> Any:
+    """Make a random control model (ControlNet, control transformer) pass the depth on.
+
+    diffusers zero-initialises the layers through which a control model adds its signal: SD's
+    zero convs and conditioning-embedding output, FLUX/Qwen's controlnet blocks and control
+    embedder, Z-Image's before/after projections. Trained weights have moved away from zero;
+    random ones have not, so the control path adds nothing and every depth map gives the same
+    picture. Here those layers get torch's default random weights and the `embedding` (the
+    child module that takes the control picture or its latents) weights that keep the
+    picture's signal, with a fixed seed in a forked RNG: the rest of the model is untouched."""
+    woken = []
+    with torch.random.fork_rng(devices=()), torch.no_grad():
+        torch.manual_seed(CONTROL_SEED)
+        for name, module in model.named_modules():
+            if isinstance(module, (torch.nn.Linear, torch.nn.Conv2d)) and not module.weight.any():
+                module.reset_parameters()
+                woken.append(name)
+        _keep_picture_signal(getattr(model, embedding))
+    if not woken:  # a diffusers change: the test of depth reaching the output would say so too
+        raise RuntimeError(f"{type(model).__name__} has no zero-initialised control layers")
+    return model
+
+
 def _save(pipe_or_model: Any, folder: Path) -> Path:
     pipe_or_model.save_pretrained(folder, safe_serialization=True)
     return folder
@@ -66,6 +105,7 @@ def build_sd15_controlnet(folder: Path) -> dict[str, Path]:
                                 up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), **_SD_BLOCKS)
     controlnet = ControlNetModel(conditioning_embedding_out_channels=_CONDITIONING,
                                  in_channels=4, cross_attention_dim=32, **_SD_BLOCKS)
+    _live_control_path(controlnet, "controlnet_cond_embedding")
     base = StableDiffusionPipeline(vae=_sd_vae(), text_encoder=CLIPTextModel(_clip_config()),
                                    tokenizer=clip_tokenizer(), unet=unet,
                                    scheduler=_sd_scheduler(), safety_checker=None,
@@ -149,6 +189,7 @@ def build_sdxl_controlnet(folder: Path) -> dict[str, Path]:
     base = _sdxl_base()
     controlnet = ControlNetModel(conditioning_embedding_out_channels=_CONDITIONING,
                                  in_channels=4, **_SDXL_BLOCKS)
+    _live_control_path(controlnet, "controlnet_cond_embedding")
     return {"base": _save(base, folder / "base"),
             "controlnet": _save(controlnet, folder / "controlnet")}
 
@@ -161,6 +202,7 @@ def build_sdxl_controlnet_union(folder: Path) -> dict[str, Path]:
     controlnet = ControlNetUnionModel(conditioning_embedding_out_channels=_CONDITIONING,
                                       in_channels=4, num_trans_channel=8, num_trans_head=2,
                                       num_proj_channel=8, **_SDXL_BLOCKS)
+    _live_control_path(controlnet, "controlnet_cond_embedding")
     return {"base": _save(base, folder / "base"),
             "controlnet": _save(controlnet, folder / "controlnet")}
 
@@ -206,6 +248,7 @@ def build_flux_controlnet(folder: Path) -> dict[str, Path]:
     torch.manual_seed(0)
     transformer = FluxTransformer2DModel(in_channels=4, guidance_embeds=True, **_FLUX)
     controlnet = FluxControlNetModel(in_channels=4, guidance_embeds=True, **_FLUX)
+    _live_control_path(controlnet, "controlnet_x_embedder")
     pipe = FluxPipeline(transformer=transformer, **_flux_parts())
     return {"base": _save(pipe, folder / "base"),
             "controlnet": _save(controlnet, folder / "controlnet")}
@@ -307,6 +350,7 @@ def build_zimage_controlnet(folder: Path) -> dict[str, Path]:
     controlnet = ZImageControlNetModel(control_layers_places=[0],
                                        control_refiner_layers_places=[0], control_in_dim=16,
                                        **shared)
+    _live_control_path(controlnet, "control_all_x_embedder")
     with torch.no_grad():  # created with torch.empty: fill, or they may hold NaNs
         transformer.x_pad_token.fill_(1.0)
         transformer.cap_pad_token.fill_(1.0)
@@ -351,6 +395,11 @@ def _qwen_parts() -> dict[str, Any]:
     vae = AutoencoderKLQwenImage(base_dim=8, z_dim=4, dim_mult=[1, 2, 2, 2], num_res_blocks=1,
                                  temperal_downsample=[False, True, True],
                                  latents_mean=[0.0] * 4, latents_std=[1.0] * 4)
+    # Its encoder is how the depth picture enters both Qwen families (ControlNet control image,
+    # edit input picture): with default random weights it loses the picture.
+    with torch.random.fork_rng(devices=()), torch.no_grad():
+        torch.manual_seed(CONTROL_SEED)
+        _keep_picture_signal(vae.encoder)
     return {"vae": vae, "scheduler": FlowMatchEulerDiscreteScheduler(), "tokenizer": tokenizer,
             "text_encoder": Qwen2_5_VLForConditionalGeneration(config)}
 
@@ -361,6 +410,7 @@ def build_qwen_image_controlnet(folder: Path) -> dict[str, Path]:
     torch.manual_seed(0)
     transformer = QwenImageTransformer2DModel(guidance_embeds=False, **_QWEN_TRANSFORMER)
     controlnet = QwenImageControlNetModel(**_QWEN_TRANSFORMER)
+    _live_control_path(controlnet, "controlnet_x_embedder")
     pipe = QwenImagePipeline(transformer=transformer, **_qwen_parts())
     return {"base": _save(pipe, folder / "base"),
             "controlnet": _save(controlnet, folder / "controlnet")}

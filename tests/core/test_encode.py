@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import struct
-import zlib
-
 import numpy as np
 import pytest
 from t2i_src.t2i_core import depth_encoding as encode
-from t2i_src.t2i_core import exr
 from t2i_src.t2i_core.depth_encoding import DepthRange
 
 
@@ -283,53 +279,3 @@ def test_z_for_file_uses_blenders_background_value():
     assert out.tolist() == [[5.0, 1e10, 1e10]] and out.dtype == np.float32
 
 
-def _read_exr(data: bytes) -> dict[str, np.ndarray]:
-    """A reader for what exr.py writes (float channels, ZIP or raw blocks of 16 lines)."""
-    assert data[:4] == b"\x76\x2f\x31\x01"
-    pos, header = 8, {}
-    while data[pos] != 0:
-        name_end = data.index(b"\0", pos)
-        kind_end = data.index(b"\0", name_end + 1)
-        (size,) = struct.unpack_from("<i", data, kind_end + 1)
-        header[data[pos:name_end].decode()] = data[kind_end + 5:kind_end + 5 + size]
-        pos = kind_end + 5 + size
-    pos += 1
-    names, chlist = [], header["channels"]
-    while chlist[0] != 0:
-        end = chlist.index(b"\0")
-        names.append(chlist[:end].decode())
-        assert struct.unpack_from("<i", chlist, end + 1)[0] == 2  # FLOAT
-        chlist = chlist[end + 17:]
-    x0, y0, x1, y1 = struct.unpack("<iiii", header["dataWindow"])
-    width, height = x1 - x0 + 1, y1 - y0 + 1
-    blocks = (height + 15) // 16
-    offsets = struct.unpack_from(f"<{blocks}Q", data, pos)
-    planes = {name: np.zeros((height, width), np.float32) for name in names}
-    for offset in offsets:
-        y, size = struct.unpack_from("<ii", data, offset)
-        packed = data[offset + 8:offset + 8 + size]
-        lines = min(16, height - y)
-        raw_size = lines * width * 4 * len(names)
-        if size < raw_size:
-            t = np.frombuffer(zlib.decompress(packed), np.uint8).astype(np.int32)
-            t = (np.cumsum(t - 128) + 128) & 0xFF  # undo the delta (first byte has no -128)
-            t = t.astype(np.uint8)
-            half = (len(t) + 1) // 2
-            raw = np.empty_like(t)
-            raw[0::2], raw[1::2] = t[:half], t[half:]
-            packed = raw.tobytes()
-        rows = np.frombuffer(packed, "<f4").reshape(lines, len(names), width)
-        for index, name in enumerate(names):
-            planes[name][y:y + lines] = rows[:, index]
-    return planes
-
-
-@pytest.mark.parametrize("shape", [(1, 1), (37, 23), (64, 96)])
-def test_exr_round_trips_float_depth(shape):
-    rng = np.random.default_rng(1)
-    z = rng.uniform(0.1, 100.0, shape).astype(np.float32)
-    z[0, 0] = 1e10
-    planes = _read_exr(exr.encode_exr({"R": z, "G": z * 2, "B": np.zeros(shape, np.float32)}))
-    assert sorted(planes) == ["B", "G", "R"]
-    np.testing.assert_array_equal(planes["R"], z)
-    np.testing.assert_array_equal(planes["G"], z * 2)
