@@ -53,9 +53,10 @@ class DepthCapture:
     reason: str = ""  # why AUTO chose this path and engine ("" when the user chose)
 
 
-# Workbench's Z pass comes from a depth buffer: within 0.5% up to this many times the camera's
-# clip_start (measured on 4.2 and 5.0.1, docs/depth.md), i.e. 20 km at the default 0.1 m.
-WORKBENCH_EXACT_RATIO = 2e5
+# Workbench's Z pass is unprojected from a float depth buffer: its error grows as about
+# 2^-23 * z / clip_start (measured on 4.2 and 5.0.1, docs/depth.md), so 0.5% holds up to this
+# many times the camera's clip_start: 4 km at the default 0.1 m.
+WORKBENCH_EXACT_RATIO = 4e4
 # A pixel whose final-render alpha is at most this shows nothing (holdout, empty background).
 ALPHA_EMPTY = 1e-3
 # Seconds = base + per megapixel + per million triangles (Workbench: every instance drawn;

@@ -461,11 +461,13 @@ def holdout_objects(view_layer) -> set[str]:
     return names
 
 
-def raycast_depth(scene, width: int, height: int, step: int = 1, skip=frozenset()):
+def raycast_depth(scene, width: int, height: int, step: int = 1, skip=frozenset(),
+                  passed=None):
     """Planar Z per pixel centre from `scene.ray_cast` on the render-evaluated scene, on every
     `step`-th row and column (top row first). Returns (z, hit): z is NaN where the ray misses
     or the hit lies outside the camera's clip range; hit names the object hit ('' for none).
-    Rays pass through objects named in `skip` (to see what lies behind leaf cards)."""
+    Rays pass through objects named in `skip` (to see what lies behind leaf cards); the planar
+    Z of each such surface passed is appended to `passed[(row, col)]` when it is a dict."""
     camera = scene.camera
     origin, direction = camera_rays(scene, width, height)
     origin, direction = origin[::step, ::step], direction[::step, ::step]
@@ -487,6 +489,9 @@ def raycast_depth(scene, width: int, height: int, step: int = 1, skip=frozenset(
                         depsgraph, start, ray)
                     if not found or obj is None or obj.original.name not in skip:
                         break
+                    if passed is not None:
+                        passed.setdefault((row, col), []).append(
+                            float(np.dot(np.array(location) - translation, view_axis)))
                     start = location + ray * 1e-4
                 if not found:
                     continue
