@@ -199,8 +199,9 @@ def test_a_range_that_sends_a_black_map_exits_2_with_what_to_change(tmp_path, ba
     proc = _batch(str(blend), "--preset", "tiny-sd15-depth", "--steps", "1",
                   "--depth-range", "clip", "--out", str(tmp_path / "out"))
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert ("t2i_batch: error: Camera Clip's range 0.1-1e+06 m puts everything the camera sees "
-            "(100-100 m) below 1/255, so the depth map sent would be all black") in proc.stderr
+    assert ("t2i_batch: error: frame 1: Camera Clip's range 0.1-1e+06 m puts everything the "
+            "camera sees (100-100 m) below 1/255, so the depth map sent would be all "
+            "black") in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "out" / "manifest.json").exists()
 
