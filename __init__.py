@@ -1,13 +1,13 @@
 """blender_t2i: depth-conditioned image generation for Blender. Registration only."""
 
 from . import operators
-from .blender_t2i.core import job_queue
-from .blender_t2i.generation import job_updates, render_hooks
+from .blender_t2i.generation import queue_driver, render_hooks
 from .blender_t2i.scene import history, preferences, settings
 from .blender_t2i.ui import panel, preferences_ui
+from .t2i_core import job_queue
 
 # preferences_ui first: it gives the preferences their draw() before they register.
-_MODULES = (preferences_ui, preferences, history, settings, operators, panel, job_updates,
+_MODULES = (preferences_ui, preferences, history, settings, operators, panel, queue_driver,
             render_hooks)
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from blender_t2i.core import protocol
-from blender_t2i.core.presets import FAMILY_INFO, PRESETS, TINY, Preset
+from t2i_core import protocol
+from t2i_core.presets import FAMILY_INFO, PRESETS, TINY, Preset
 
 from . import families, weights
 from .devices import available_devices

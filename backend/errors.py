@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from blender_t2i.core.protocol import ErrorCode
+from t2i_core.protocol import ErrorCode
 
 
 class BackendError(Exception):

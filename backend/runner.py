@@ -26,11 +26,12 @@ from PIL import Image
 
 # numpy + zlib only: the backend runs from the extension's root, where the add-on's package
 # (bpy-free __init__) imports like any other.
-from blender_t2i.core import exr
-from blender_t2i.core.depth_encoding import background_mask
-from blender_t2i.core.png import write_png
-from blender_t2i.core.presets import DEPTH_FLOAT, TINY
-from blender_t2i.core.protocol import ErrorCode, GenerateRequest
+from t2i_core import exr
+from t2i_core.depth_encoding import background_mask
+from t2i_core.job_record import JobRecord
+from t2i_core.png import write_png
+from t2i_core.presets import DEPTH_FLOAT, TINY
+from t2i_core.protocol import ErrorCode, GenerateRequest
 
 from . import families, preview, weights
 from .devices import (
@@ -62,6 +63,8 @@ class JobResult:
     timings: dict[str, float] = field(default_factory=dict)
     reused: bool = False  # the pipeline was already loaded (no reload for this job)
     peak_memory: int | None = None  # bytes of device memory the job peaked at (CUDA only)
+    memory_mode: str = ""  # the mode the job ran in (auto resolved; model_offload is full on CPU)
+    scheduler: str = ""  # the scheduler class that ran the job
 
 
 @dataclass
@@ -142,7 +145,9 @@ class Runner:
         write_png_atomic(image, path, _png_parameters(request))
         timings["write"] = round(time.perf_counter() - started, 4)
         return JobResult(paths=[str(path)], timings=timings, reused=loaded is reused,
-                         peak_memory=torch.cuda.max_memory_allocated(cuda) if cuda else None)
+                         peak_memory=torch.cuda.max_memory_allocated(cuda) if cuda else None,
+                         memory_mode=loaded.memory_mode,
+                         scheduler=type(loaded.pipe.scheduler).__name__)
 
     # --- loading ---------------------------------------------------------------------------
 
@@ -481,22 +486,8 @@ def _read_depth_float(path: str, size: tuple[int, int]) -> np.ndarray:
 
 
 def _png_parameters(request: GenerateRequest) -> dict[str, str]:
-    text = {
-        "t2i:prompt": request.prompt,
-        "t2i:negative_prompt": request.negative_prompt,
-        "t2i:seed": str(request.seed),
-        "t2i:steps": str(request.steps),
-        "t2i:guidance": str(request.guidance),
-        "t2i:control_strength": str(request.control_strength),
-        "t2i:size": f"{request.width}x{request.height}",
-        "t2i:model": str(request.model.get("preset") or request.model),
-    }
-    if request.loras:
-        text["t2i:loras"] = ", ".join(f"{lora.path}:{lora.weight}" for lora in request.loras)
-    if request.scheduler != "default":
-        text["t2i:scheduler"] = request.scheduler
-    text.update(request.metadata or {})
-    return text
+    """The add-on's JobRecord of this request as text chunks, plus what the add-on added."""
+    return {**JobRecord.from_request(request).png_text(), **(request.metadata or {})}
 
 
 def write_png_atomic(image: Image.Image, path: Path, text: dict[str, str]) -> None:

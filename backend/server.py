@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from blender_t2i.core import protocol
-from blender_t2i.core.protocol import ErrorCode
+from t2i_core import protocol
+from t2i_core.protocol import ErrorCode
 
 from .errors import BackendError, JobCancelled
 
@@ -172,7 +172,9 @@ class Server:
             self.events.send({"type": protocol.RESULT, "id": job_id,
                               "paths": result.paths, "seed": request.seed,
                               "timings": result.timings, "reused_model": result.reused,
-                              "peak_memory": result.peak_memory})
+                              "peak_memory": result.peak_memory,
+                              "memory_mode": result.memory_mode,
+                              "scheduler": result.scheduler})
             log.info("job %s: %.2f s%s", job_id, result.timings["total"],
                      f", device memory peak {result.peak_memory / 2**30:.2f} GiB"
                      if result.peak_memory else "")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from blender_t2i.core.protocol import ErrorCode
+from t2i_core.protocol import MODEL_FOLDERS_ENV, ErrorCode
 
 from .errors import BackendError, ModelNotFound, UnsafeModelFile
 
@@ -53,7 +53,7 @@ def _looks_like_path(reference: str) -> bool:
             or (named_file and reference.count("/") < 2))
 
 
-MODEL_FOLDERS_ENV = "T2I_MODEL_FOLDERS"  # set by the add-on from its preferences
+
 _SEARCH_DEPTH = 3  # A1111 models/Stable-diffusion/x, ComfyUI models/checkpoints/sdxl/x
 
 

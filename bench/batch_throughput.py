@@ -41,10 +41,10 @@ def main() -> int:
     from devtools import extension, scenes
 
     module = extension.install(extension.build(scratch / "dist"))
-    for name in ("batch.runner", "core.batch_plan", "core.backend_process",
-                 "generation.scene_job"):
-        importlib.import_module(f"{module}.blender_t2i.{name}")
-    core = sys.modules[module].blender_t2i
+    for name in ("t2i_core.batch_plan", "t2i_core.backend_process", "t2i_core.job_queue",
+                 "blender_t2i.batch.runner", "blender_t2i.generation.scene_job"):
+        importlib.import_module(f"{module}.{name}")
+    core, pure = sys.modules[module].blender_t2i, sys.modules[module].t2i_core
     try:
         bpy.ops.wm.read_homefile(use_empty=True)
         scene = scenes.demo_scene(bpy.context.scene)
@@ -53,28 +53,29 @@ def main() -> int:
         for frame, x in ((1, -1.5), (args.frames, 1.5)):
             near.location.x = x
             near.keyframe_insert("location", index=0, frame=frame)
-        width, height = core.core.batch_plan.parse_size(args.size)
+        width, height = pure.batch_plan.parse_size(args.size)
         # --backend-threads 1 leaves Blender a core of its own, as a GPU backend would
         env = (("OMP_NUM_THREADS", str(args.backend_threads)),) if args.backend_threads else ()
-        config = core.core.backend_process.BackendConfig(python=sys.executable,
+        config = pure.backend_process.BackendConfig(python=sys.executable,
                                            cache_dir=scratch / "models",
                                            log_path=scratch / "backend.log", env=env)
         options = core.batch.runner.BatchOptions(
             frames=list(range(1, args.frames + 1)),
-            out=core.core.batch_plan.OutputPattern.parse(str(scratch / "batch")), backend=config,
+            out=pure.batch_plan.OutputPattern.parse(str(scratch / "batch")), backend=config,
             preset="tiny-sd15-depth", steps=args.steps, size=(width, height),
             depth_range="auto", prompt="stone blocks")
         core.batch.runner.apply_options(scene, options)
         depth = core.batch.runner.depth_options(scene, options)
-        client = core.core.backend_process.get_client(config)
+        jobs = pure.job_queue.get_job_queue()
+        base = core.generation.scene_job.job_settings(scene)
 
         def one_frame(frame: int, folder: Path) -> float:
             started = time.perf_counter()
             scene.frame_set(frame)
-            job = core.generation.scene_job.prepare_job(scene, folder, stem=f"f{frame}",
-                                              depth_options=depth)
-            client.send(job.request)
-            core.generation.scene_job.record_result(job, client.wait_for(job.stem))
+            job = core.generation.scene_job.prepare_job(scene, folder, base, stem=f"f{frame}",
+                                                        depth_options=depth)
+            handle = jobs.submit(job.request, config)
+            core.generation.scene_job.record_result(job, handle.wait())
             return time.perf_counter() - started
 
         one_frame(1, scratch / "warm")  # load the model, compile shaders
@@ -84,7 +85,7 @@ def main() -> int:
         core.batch.runner.run(scene, options, say=lambda line: None)
         batch = time.perf_counter() - started
     finally:
-        core.core.backend_process.shutdown_client()
+        pure.job_queue.reset_job_queue()
         shutil.rmtree(scratch, ignore_errors=True)
     ratio = batch / (args.frames * single)
     threads = args.backend_threads or "all"

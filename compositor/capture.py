@@ -22,14 +22,13 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
-from ..blender_t2i.core.depth_encoding import background_mask, check_size
+from ..t2i_core.depth_encoding import DEFAULT_MAX_SIDE, background_mask, check_size
 from . import compat, shader
 from .scene_state import Restorer, remove_new_render_result_on_restore, restoring
 
 log = logging.getLogger("blender_t2i")
 
 CAPTURE_TREE_NAME = "T2I Depth Capture"
-MAX_SIDE_DEFAULT = 4096
 PATHS = ("AUTO", "COMPOSITOR", "SHADER", "VIEWPORT")
 ENGINES = ("AUTO", "WORKBENCH", "CYCLES", "EEVEE")
 
@@ -67,7 +66,7 @@ def resolve_method(path: str, engine: str) -> tuple[str, str]:
 
 def capture_depth(scene: bpy.types.Scene, width: int, height: int,
                   view_layer: bpy.types.ViewLayer | None = None, *, path: str = "AUTO",
-                  engine: str = "AUTO", max_side: int = MAX_SIDE_DEFAULT,
+                  engine: str = "AUTO", max_side: int = DEFAULT_MAX_SIDE,
                   context: bpy.types.Context | None = None) -> DepthCapture:
     """Planar Z of the active camera (or, on the viewport path, of the active 3D View)."""
     path, engine_id = resolve_method(path, engine)

@@ -12,7 +12,7 @@ import itertools
 
 import bpy
 
-from ..blender_t2i.core.depth_encoding import INVERSE, DepthRange
+from ..t2i_core.depth_encoding import INVERSE, DepthRange
 from . import compat
 
 COMPOSITOR_GROUP = "T2I Depth Encoding"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bpy
 
-from ..blender_t2i.core.depth_encoding import DepthRange
+from ..t2i_core.depth_encoding import DepthRange
 from . import compat, graph, overlay
 
 DEPTH_NODE = "T2I Depth"

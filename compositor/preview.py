@@ -21,7 +21,7 @@ import logging
 
 import bpy
 
-from ..blender_t2i.core.depth_encoding import DepthRange
+from ..t2i_core.depth_encoding import DepthRange
 from . import compat, graph, shader
 
 log = logging.getLogger("blender_t2i")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bpy
 
-from ..blender_t2i.core.depth_encoding import DepthRange
+from ..t2i_core.depth_encoding import DepthRange
 from . import compat, graph
 from .scene_state import Restorer
 

@@ -15,11 +15,7 @@ from pathlib import Path
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
-from ..blender_t2i.core import backend_install
-from ..blender_t2i.core.backend_install import CommandRun, SetupRuns
-from ..blender_t2i.core.backend_process import BackendFailure
-from ..blender_t2i.core.job_queue import Status, get_job_queue
-from ..blender_t2i.generation import job_updates
+from ..blender_t2i.generation import queue_driver
 from ..blender_t2i.scene.preferences import (
     addon_preferences,
     backend_config,
@@ -27,6 +23,10 @@ from ..blender_t2i.scene.preferences import (
     resolve_backend_python,
     user_path,
 )
+from ..t2i_core import backend_install
+from ..t2i_core.backend_install import CommandRun, SetupRuns
+from ..t2i_core.backend_process import BackendFailure
+from ..t2i_core.job_queue import Status, get_job_queue
 
 TIMER_INTERVAL_S = 0.1
 START_WAIT_S = 300.0
@@ -46,11 +46,11 @@ class T2I_OT_backend_start(bpy.types.Operator):
             self.report({"ERROR"}, exc.report())
             return {"CANCELLED"}
         if not bpy.app.background:
-            job_updates.ensure_app_timer()  # steps it to "ready" without blocking
+            queue_driver.ensure_app_timer()  # steps it to "ready" without blocking
             return {"FINISHED"}
         deadline = time.monotonic() + START_WAIT_S
         while jobs.status == Status.STARTING and time.monotonic() < deadline:
-            job_updates.tick(context, timeout=0.25)
+            queue_driver.tick(timeout=0.25)
         if jobs.status != Status.READY:
             self.report({"ERROR"}, jobs.message or f"the backend is {jobs.status}")
             return {"CANCELLED"}
@@ -66,7 +66,7 @@ class T2I_OT_backend_stop(bpy.types.Operator):
 
     def execute(self, _context: bpy.types.Context) -> set[str]:
         get_job_queue().stop()
-        job_updates.tag_redraw()
+        queue_driver.tag_redraw()
         return {"FINISHED"}
 
 
@@ -111,12 +111,12 @@ class _RunOperator:
             return {"PASS_THROUGH"}
         if run.poll():
             context.workspace.status_text_set(f"T2I {run.title}: {run.tail[-1][:120]}")
-            job_updates.tag_redraw()
+            queue_driver.tag_redraw()
         if not run.done:
             return {"PASS_THROUGH"}
         context.window_manager.event_timer_remove(self._timer)
         context.workspace.status_text_set(None)
-        job_updates.tag_redraw()
+        queue_driver.tag_redraw()
         return self.finish(run)
 
 

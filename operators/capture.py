@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import bpy
 
-from ..blender_t2i.core import job_request as jobs
 from ..blender_t2i.generation.depth_control import (
     DepthOptions,
     lock_depth_range,
@@ -15,6 +14,7 @@ from ..blender_t2i.generation.scene_job import preset_and_size
 from ..blender_t2i.results import images as results
 from ..compositor import preview
 from ..compositor.capture import CaptureError
+from ..t2i_core import job_request as jobs
 
 
 class T2I_OT_capture_depth(bpy.types.Operator):

@@ -10,31 +10,28 @@ waits for the job and returns when it is done, as before.
 
 from __future__ import annotations
 
+import contextlib
 import random
 
 import bpy
 
-from ..blender_t2i.core.backend_process import BackendFailure
-from ..blender_t2i.core.job_queue import UpdateKind, get_job_queue
-from ..blender_t2i.generation import job_updates
-from ..blender_t2i.scene.preferences import backend_config
+from ..blender_t2i.generation import queue_driver, submit
 from ..compositor.capture import CaptureError
+from ..t2i_core.backend_process import BackendFailure
+from ..t2i_core.job_queue import JobHandle, JobState, get_job_queue
 
 TIMER_INTERVAL_S = 0.05
 
 
-def _submit(operator: bpy.types.Operator, context: bpy.types.Context) -> object | None:
+def _submit(operator: bpy.types.Operator, context: bpy.types.Context) -> JobHandle | None:
     """Prepare and queue a job; None (after reporting why) if it cannot be."""
     try:
-        job = job_updates.prepare(context)
-        get_job_queue().submit(job, backend_config(context))
+        return submit.submit(context)
     except (CaptureError, ValueError, KeyError) as exc:
         operator.report({"ERROR"}, str(exc).strip("'\""))
-        return None
     except BackendFailure as exc:
         operator.report({"ERROR"}, exc.report())
-        return None
-    return job
+    return None
 
 
 class T2I_OT_generate(bpy.types.Operator):
@@ -48,25 +45,21 @@ class T2I_OT_generate(bpy.types.Operator):
     _timer = None
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        """Blocking: background mode and scripts."""
-        job = _submit(self, context)
-        if job is None:
+        """Blocking: background mode and scripts wait on the job's handle."""
+        handle = _submit(self, context)
+        if handle is None:
             return {"CANCELLED"}
-        jobs = get_job_queue()
-        while True:
-            updates = jobs.poll(timeout=0.25)
-            mine = [u for u in updates if u.job is job and u.kind != UpdateKind.PROGRESS]
-            reports = job_updates.apply_updates(context, updates)
-            for level, message in reports:
-                self.report({level}, message)
-            if mine:
-                return {"FINISHED"} if mine[-1].kind == UpdateKind.RESULT else {"CANCELLED"}
+        with contextlib.suppress(BackendFailure):  # its report is among the handle's reports
+            handle.wait()
+        for level, message in handle.reports:
+            self.report({level}, message)
+        return {"FINISHED"} if handle.state == JobState.DONE else {"CANCELLED"}
 
     def invoke(self, context: bpy.types.Context, _event: bpy.types.Event) -> set[str]:
         if bpy.app.background or context.window is None:
             return self.execute(context)
         jobs = get_job_queue()
-        already_running = jobs.busy and job_updates.modal_is_driving()
+        already_running = jobs.busy and queue_driver.modal_is_driving()
         if _submit(self, context) is None:
             return {"CANCELLED"}
         if already_running:
@@ -75,7 +68,7 @@ class T2I_OT_generate(bpy.types.Operator):
         wm = context.window_manager
         self._timer = wm.event_timer_add(TIMER_INTERVAL_S, window=context.window)
         wm.modal_handler_add(self)
-        job_updates.tick(context, from_modal=True)
+        queue_driver.tick(from_modal=True)
         return {"RUNNING_MODAL"}
 
     def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
@@ -86,13 +79,13 @@ class T2I_OT_generate(bpy.types.Operator):
         if event.type != "TIMER" or event.timer is not self._timer:
             return {"PASS_THROUGH"}
         failed = False
-        for level, message in job_updates.tick(context, from_modal=True):
+        for level, message in queue_driver.tick(from_modal=True):
             self.report({level}, message)
             failed = failed or level == "ERROR"
         if jobs.active:
             return {"PASS_THROUGH"}
         context.window_manager.event_timer_remove(self._timer)
-        job_updates.tag_redraw()
+        queue_driver.tag_redraw()
         return {"CANCELLED"} if failed else {"FINISHED"}
 
 
@@ -109,7 +102,7 @@ class T2I_OT_cancel_generate(bpy.types.Operator):
             self.report({"INFO"}, "Nothing to cancel")
             return {"CANCELLED"}
         jobs.cancel()
-        job_updates.ensure_app_timer()  # collects the cancellation if no modal runs
+        queue_driver.ensure_app_timer()  # collects the cancellation if no modal runs
         return {"FINISHED"}
 
 

@@ -12,12 +12,11 @@ from ..blender_t2i.scene import history
 
 
 def _entry(operator: bpy.types.Operator, context: bpy.types.Context):
-    settings = context.scene.t2i
-    index = settings.history_index if operator.index < 0 else operator.index
-    if not 0 <= index < len(settings.history):
-        operator.report({"ERROR"}, "Pick a result in the history first")
+    try:
+        return history.entry(context.scene.t2i, operator.index)
+    except LookupError as exc:
+        operator.report({"ERROR"}, str(exc).strip("'\""))
         return None
-    return settings.history[index]
 
 
 class _HistoryOperator:

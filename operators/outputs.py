@@ -10,23 +10,20 @@ from __future__ import annotations
 import bpy
 from bpy.props import IntProperty
 
-from ..blender_t2i.generation import job_updates
-from ..blender_t2i.results.outputs import OutputError
+from ..blender_t2i.results.outputs import OutputError, send_to_output
+from ..blender_t2i.scene import history
 from ..compositor import overlay
 
 
 def history_image(context: bpy.types.Context, index: int) -> bpy.types.Image:
     """The image of history entry `index` (-1: the selected entry)."""
-    settings = context.scene.t2i
-    if not len(settings.history):
-        raise OutputError("there are no results yet: generate one first")
-    index = settings.history_index if index < 0 else index
-    if not 0 <= index < len(settings.history):
-        raise OutputError(f"there is no history entry {index}")
-    image = settings.history[index].image
-    if image is None:
-        raise OutputError(f"the image of '{settings.history[index].name}' was removed")
-    return image
+    try:
+        item = history.entry(context.scene.t2i, index)
+    except LookupError as exc:
+        raise OutputError(str(exc).strip("'\"")) from None
+    if item.image is None:
+        raise OutputError(f"the image of '{item.name}' was removed")
+    return item.image
 
 
 class _ApplyResult:
@@ -46,7 +43,7 @@ class _ApplyResult:
             image = history_image(context, self.index)
             selected = getattr(context, "selected_objects", None) or []
             active = getattr(context, "active_object", None)
-            message = job_updates.send_to_output(
+            message = send_to_output(
                 context, scene, self.target, image, tuple(obj.name for obj in selected),
                 active.name if active is not None else "", scene.t2i.overlay_opacity)
         except OutputError as exc:

@@ -126,22 +126,25 @@ def main() -> int:
     if addon is None:
         return fail("the blender_t2i extension is not installed in this Blender: install its "
                     "zip (Preferences > Get Extensions > Install from Disk)")
-    for module in ("batch.runner", "core.batch_plan", "core.backend_process",
-                   "generation.depth_control", "scene.preferences"):
-        importlib.import_module(f"{addon.__name__}.blender_t2i.{module}")
-    core = addon.blender_t2i
-    plan, batch = core.core.batch_plan, core.batch.runner
+    for module in ("t2i_core.batch_plan", "t2i_core.backend_process", "t2i_core.job_queue",
+                   "blender_t2i.batch.runner", "blender_t2i.generation.depth_control",
+                   "blender_t2i.scene.preferences"):
+        importlib.import_module(f"{addon.__name__}.{module}")
+    core, pure = addon.blender_t2i, addon.t2i_core
+    plan, batch = pure.batch_plan, core.batch.runner
+    backend_failure = pure.backend_process.BackendFailure
+    capture_error = core.generation.depth_control.CaptureError
     scene = bpy.context.scene
     try:
         options = _options(args, scene, plan, batch, core, bpy)
         count = batch.run(scene, options)
-    except (plan.PlanError, KeyError, ValueError, core.generation.depth_control.CaptureError) as exc:
+    except (plan.PlanError, KeyError, ValueError, capture_error) as exc:
         return fail(str(exc).strip("'\""))
-    except (batch.BatchFailed, core.core.backend_process.BackendFailure) as exc:
-        text = exc.report() if isinstance(exc, core.core.backend_process.BackendFailure) else str(exc)
+    except (batch.BatchFailed, backend_failure) as exc:
+        text = exc.report() if isinstance(exc, backend_failure) else str(exc)
         return fail(text, EXIT_FAILED)
     finally:
-        core.core.backend_process.shutdown_client()
+        pure.job_queue.reset_job_queue()  # stops the backend
     if options.dry_run:
         print("t2i_batch: dry run, nothing generated", flush=True)
     else:

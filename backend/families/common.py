@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from blender_t2i.core.protocol import ErrorCode, GenerateRequest
+from t2i_core.protocol import ErrorCode, GenerateRequest
 
 from ..errors import BackendError, WrongModelFamily
 from ..weights import Source, checkpoint_type, folder_class_name, folder_component_classes

@@ -18,8 +18,8 @@ import torch
 from diffusers import StableDiffusionDepth2ImgPipeline
 from PIL import Image
 
-from blender_t2i.core.presets import FAMILY_INFO
-from blender_t2i.core.protocol import ErrorCode
+from t2i_core.presets import FAMILY_INFO
+from t2i_core.protocol import ErrorCode
 
 from ..errors import BackendError
 from ..weights import Source

@@ -18,7 +18,7 @@ from diffusers import (
 )
 from PIL import Image
 
-from blender_t2i.core.presets import FAMILY_INFO
+from t2i_core.presets import FAMILY_INFO
 
 from ..weights import Source
 from . import common

@@ -15,7 +15,7 @@ import torch
 from diffusers import ZImageControlNetModel, ZImageControlNetPipeline, ZImageTransformer2DModel
 from PIL import Image
 
-from blender_t2i.core.presets import FAMILY_INFO
+from t2i_core.presets import FAMILY_INFO
 
 from ..weights import Source
 from . import common

@@ -1,7 +1,8 @@
 """Batch runs over frames (scripts/t2i_batch.py drives this inside Blender).
 
-Frame N+1's depth is captured while the backend generates frame N: the backend queues jobs, so
-the loop sends a frame's job and only then waits for the previous one. Each finished frame is
+Every frame takes the one job path (scene_job.prepare_job, JobQueue.submit, JobHandle.wait).
+Frame N+1's depth is captured while the backend generates frame N: the loop submits a frame's
+job and only then waits for the previous one. Each finished frame is
 added to the manifest at once; a crashed backend is restarted and its unfinished frames sent
 again, each frame at most `retries` more times.
 """
@@ -18,14 +19,15 @@ from typing import Any
 
 import bpy
 
-from ..core import batch_plan
-from ..core.backend_process import BackendClient, BackendConfig, BackendFailure, get_client
-from ..core.batch_plan import Manifest, OutputPattern, PlanError
-from ..core.presets import get_preset
-from ..generation import scene_job as generation
-from ..generation.depth_control import DepthOptions, lock_depth_range
+from ...t2i_core import batch_plan
+from ...t2i_core.backend_process import BackendConfig, BackendFailure
+from ...t2i_core.batch_plan import Manifest, OutputPattern, PlanError
+from ...t2i_core.job_queue import JobHandle, get_job_queue
+from ...t2i_core.presets import get_preset
+from ...t2i_core.protocol import ErrorCode
+from ..generation import scene_job
+from ..generation.depth_control import CaptureError, DepthOptions, lock_depth_range
 from ..generation.render_hooks import own_renders
-from ..scene.preferences import apply_device_preferences
 
 log = logging.getLogger("blender_t2i")
 
@@ -85,7 +87,7 @@ def run_settings(scene: bpy.types.Scene, options: BatchOptions,
                  depth: DepthOptions) -> dict[str, Any]:
     """What the manifest records of the run (and what `--resume` compares)."""
     settings = scene.t2i
-    preset, size = generation.preset_and_size(scene)
+    preset, size = scene_job.preset_and_size(scene)
     return {
         "blend": bpy.data.filepath, "scene": scene.name, "frames": options.frames,
         "model": options.model or preset.model_spec(), "prompt": settings.prompt,
@@ -104,8 +106,8 @@ def run_settings(scene: bpy.types.Scene, options: BatchOptions,
 @dataclass
 class _InFlight:
     frame: int
-    job: generation.PreparedJob
-    sent_at: float
+    job: scene_job.PreparedJob
+    handle: JobHandle
     tries: int = 1
 
 
@@ -116,7 +118,7 @@ def run(scene: bpy.types.Scene, options: BatchOptions,
         raise PlanError("the scene has no active camera: set one (Scene > Camera) and save")
     apply_options(scene, options)
     depth = depth_options(scene, options)
-    preset, size = generation.preset_and_size(scene)
+    preset, size = scene_job.preset_and_size(scene)
     if depth.range_policy == "LOCKED" and not options.dry_run:
         started = time.perf_counter()
         locked = lock_depth_range(scene, size, options.frames, depth)
@@ -146,40 +148,41 @@ def run(scene: bpy.types.Scene, options: BatchOptions,
 
 def _generate_frames(scene: bpy.types.Scene, options: BatchOptions, depth: DepthOptions,
                      manifest: Manifest, todo: list[int], say: Callable[[str], None]) -> int:
-    base_seed, base_prompt = scene.t2i.seed, scene.t2i.prompt
+    """Each frame through the one job path: prepare, submit, wait on its handle."""
+    base = scene_job.job_settings(scene, model=options.model or {},
+                                  use_render=options.init == "render")
     current = scene.frame_current
-    client = get_client(options.backend)
-    family = (options.model or {}).get("family")
-    if family is not None and family not in client.ready.get("families", [family]):
-        raise PlanError(f"--model: unknown family '{family}' (this backend has: "
-                        f"{', '.join(client.ready['families'])})")
+    jobs = get_job_queue()
     in_flight: list[_InFlight] = []
     done = 0
     started = time.perf_counter()
 
-    def prepare(frame: int) -> generation.PreparedJob:
+    def submit(frame: int) -> _InFlight:
         scene.frame_set(frame)
-        job = generation.prepare_job(
-            scene, options.out.folder, stem=options.out.stem(frame),
-            seed=batch_plan.frame_seed(base_seed, frame, options.seed_mode),
-            prompt=batch_plan.prompt_for(frame, options.prompts, base_prompt),
-            depth_options=depth, use_render=options.init == "render")
-        if options.model is not None:
-            job.request["model"] = options.model
-        apply_device_preferences(job.request)
-        return job
+        settings = base.but(
+            seed=batch_plan.frame_seed(base.seed, frame, options.seed_mode),
+            prompt=batch_plan.prompt_for(frame, options.prompts, base.prompt))
+        try:
+            job = scene_job.prepare_job(scene, options.out.folder, settings,
+                                        stem=options.out.stem(frame), depth_options=depth)
+        except CaptureError as exc:  # a scene problem: say which frame has it
+            raise CaptureError(f"frame {frame}: {exc}") from None
+        except ValueError as exc:
+            raise PlanError(f"frame {frame}: {exc}") from None
+        return _InFlight(frame, job, jobs.submit(job.request, options.backend))
 
     def finish(item: _InFlight, result: dict[str, Any]) -> None:
         nonlocal done
-        record = generation.record_result(item.job, result)
-        files = [Path(record["result"]), item.job.control.path, item.job.control.path16]
+        record = scene_job.record_result(item.job, result)
+        control = item.job.control
+        files = [Path(record.result), control.path, control.path16]
         if "init_image" in item.job.request:
             files.append(Path(item.job.request["init_image"]))
-        if item.job.control.path_exr is not None:
-            files.append(item.job.control.path_exr)
+        if control.path_exr is not None:
+            files.append(control.path_exr)
         files.append(item.job.folder / f"{item.job.stem}.json")
-        manifest.add(item.frame, files, seed=record["seed"], prompt=record["prompt"],
-                     depth_range=record["depth_range"], timings=record["timings"])
+        manifest.add(item.frame, files, seed=record.seed, prompt=record.prompt,
+                     depth_range=list(record.depth_range or ()), timings=record.timings)
         done += 1
         elapsed = time.perf_counter() - started
         eta = elapsed / done * (len(todo) - done)
@@ -187,55 +190,41 @@ def _generate_frames(scene: bpy.types.Scene, options: BatchOptions, depth: Depth
             f"{result.get('timings', {}).get('total', 0):.1f} s, ETA "
             f"{batch_plan.eta_text(eta)}")
 
+    def wait_first() -> None:
+        item = in_flight[0]
+        try:
+            result = item.handle.wait()
+        except BackendFailure as exc:
+            if exc.code not in (ErrorCode.BACKEND_CRASHED, ErrorCode.BACKEND_TIMEOUT):
+                raise BatchFailed(f"frame {item.frame}: {exc.report()}") from None
+            _retry(options, in_flight, exc)
+            return
+        in_flight.pop(0)
+        finish(item, result)
+
     try:
         for frame in todo:
-            item = _InFlight(frame, prepare(frame), time.perf_counter())
-            client = _send(client, options, item, in_flight)
-            in_flight.append(item)
+            in_flight.append(submit(frame))
             if len(in_flight) > 1:  # the previous frame generated while this one was captured
-                client = _wait_first(client, options, in_flight, finish)
+                wait_first()
         while in_flight:
-            client = _wait_first(client, options, in_flight, finish)
+            wait_first()
     finally:
         scene.frame_set(current)
     return done
 
 
-def _send(client: BackendClient, options: BatchOptions, item: _InFlight,
-          in_flight: list[_InFlight]) -> BackendClient:
-    try:
-        client.send(item.job.request)
-        return client
-    except BackendFailure as exc:
-        return _restart(options, [*in_flight, item], exc)
-
-
-def _wait_first(client: BackendClient, options: BatchOptions, in_flight: list[_InFlight],
-                finish: Callable[[_InFlight, dict[str, Any]], None]) -> BackendClient:
-    item = in_flight[0]
-    try:
-        result = client.wait_for(item.job.stem)
-    except BackendFailure as exc:
-        if exc.code not in ("BACKEND_CRASHED", "BACKEND_TIMEOUT"):
-            raise BatchFailed(f"frame {item.frame}: {exc.report()}") from None
-        return _restart(options, in_flight, exc)
-    in_flight.pop(0)
-    finish(item, result)
-    return client
-
-
-def _restart(options: BatchOptions, in_flight: list[_InFlight],
-             failure: BackendFailure) -> BackendClient:
-    """Start a fresh backend and send the unfinished frames again (each at most `retries`
-    times more)."""
+def _retry(options: BatchOptions, in_flight: list[_InFlight], failure: BackendFailure) -> None:
+    """The backend died: submit the unfinished frames again (each at most `retries` times
+    more); the queue starts a fresh backend for them."""
     for item in in_flight:
         if item.tries > options.retries:
             raise BatchFailed(f"frame {item.frame}: {failure.report()} (after "
                               f"{item.tries} tries)")
     print(f"backend failed ({failure}); restarting it and retrying "
           f"{len(in_flight)} frame(s)", file=sys.stderr, flush=True)
-    client = get_client(options.backend)
+    jobs = get_job_queue()
     for item in in_flight:
         item.tries += 1
-        client.send(item.job.request)
-    return client
+        if item.handle.done:  # those the crash failed; any still queued keep their place
+            item.handle = jobs.submit(item.job.request, options.backend)

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import bpy
 import numpy as np
+from mathutils import Vector
 
 from ...compositor.capture import CaptureError, DepthCapture, capture_depth
-from ..core import depth_encoding as encode
-from ..core import exr, png
+from ...t2i_core import depth_encoding as encode
+from ...t2i_core import exr, png
 from .render_hooks import own_renders
 
 # The locked range is computed at this size at most: percentiles barely move with resolution.
@@ -46,13 +47,11 @@ class DepthOptions:
     range_policy: str = encode.AUTO
     manual: tuple[float, float] = (1.0, 20.0)
     locked: tuple[float, float] | None = None
-    max_side: int = 4096
+    max_side: int = encode.DEFAULT_MAX_SIDE
 
     @classmethod
     def from_scene(cls, scene: bpy.types.Scene) -> DepthOptions:
-        settings = getattr(getattr(scene, "t2i", None), "depth", None)
-        if settings is None:
-            return cls()
+        settings = scene.t2i.depth
         return cls(capture_path=settings.capture_path, capture_engine=settings.capture_engine,
                    encoding=settings.encoding, range_policy=settings.range_policy,
                    manual=(settings.near, settings.far), locked=settings.locked_range(),
@@ -61,7 +60,8 @@ class DepthOptions:
 
 def capture(scene: bpy.types.Scene, size: tuple[int, int], options: DepthOptions,
             context: bpy.types.Context | None = None) -> DepthCapture:
-    """capture_depth with the user's path/engine/limit, refusing a view that shows nothing."""
+    """capture_depth with the user's path/engine/limit, refusing a view that shows nothing
+    and a camera inside an object."""
     with own_renders():  # our render must not trigger "generate after render"
         depth = capture_depth(scene, *size, path=options.capture_path,
                               engine=options.capture_engine, max_side=options.max_side,
@@ -69,27 +69,66 @@ def capture(scene: bpy.types.Scene, size: tuple[int, int], options: DepthOptions
     if depth.background.all():
         raise CaptureError(f"camera '{depth.camera}' sees nothing within its clip range "
                            f"({depth.clip_start:g}-{depth.clip_end:g} m): aim it at the scene")
+    inside = enclosing_objects(scene, depth)
+    if inside:
+        seen = depth.z[~depth.background]
+        raise CaptureError(
+            f"camera '{depth.camera}' is inside {inside}: it sees only the inside of its "
+            f"faces, {seen.min():.3g}-{seen.max():.3g} m away. Move the camera out, or if it "
+            f"is a room, flip its normals to face inward (Edit Mode > Mesh > Normals > Flip)")
     return depth
 
 
-def encode_capture(depth: DepthCapture, options: DepthOptions) -> tuple:
-    """(float map in [0, 1], range) for a capture, following the range policy."""
-    try:
-        depth_range = encode.resolve_range(
-            options.range_policy, depth.z, depth.background,
-            clip=(depth.clip_start, depth.clip_end), manual=options.manual,
-            locked=options.locked)
-    except ValueError as exc:
-        raise CaptureError(str(exc)) from None
+# Rays per side of the frame that test whether the camera is inside an object.
+INSIDE_RAYS = 5
+
+
+def enclosing_objects(scene: bpy.types.Scene, depth: DepthCapture) -> str:
+    """The objects (quoted, comma-separated) whose back faces are all the camera sees, i.e.
+    that it is inside; "" when it is not. Only a view with no background can be inside, so
+    other views cost no ray."""
+    camera = scene.camera
+    if (depth.path == "VIEWPORT" or camera is None or depth.background.any()
+            or camera.data.type not in ("PERSP", "ORTHO")):
+        return ""
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    matrix = camera.matrix_world.normalized()
+    rotation = matrix.to_3x3()
+    # top right, bottom right, bottom left, top left, in camera space (-Z is the view axis)
+    top_right, bottom_right, bottom_left, top_left = camera.data.view_frame(scene=scene)
+    start = depth.clip_start
+    names = set()
+    for i in range(INSIDE_RAYS):
+        for j in range(INSIDE_RAYS):
+            u, v = (i + 0.5) / INSIDE_RAYS, (j + 0.5) / INSIDE_RAYS
+            point = bottom_left.lerp(bottom_right, u).lerp(top_left.lerp(top_right, u), v)
+            if camera.data.type == "ORTHO":
+                origin = matrix @ Vector((point.x, point.y, -start))
+                direction = rotation @ Vector((0.0, 0.0, -1.0))
+            else:  # from the clip start plane: nearer geometry is not rendered
+                origin = matrix @ (point * (start / -point.z))
+                direction = (rotation @ point).normalized()
+            hit, _location, normal, _index, obj, _matrix = scene.ray_cast(
+                depsgraph, origin, direction)
+            if not hit or normal.dot(direction) <= 0.0:  # nothing, or a face seen from front
+                return ""
+            names.add(obj.name)
+    return ", ".join(f"'{name}'" for name in sorted(names))
+
+
+def encode_capture(depth: DepthCapture,
+                   options: DepthOptions) -> tuple[np.ndarray, np.ndarray, encode.DepthRange]:
+    """(float map in [0, 1], the 8-bit map sent, range) for a capture, following the range
+    policy; RangeError when the range cannot be made or the 8-bit map would show no depth."""
+    depth_range = encode.resolve_range(
+        options.range_policy, depth.z, depth.background,
+        clip=(depth.clip_start, depth.clip_end), manual=options.manual,
+        locked=options.locked, encoding=options.encoding)
     value = encode.encode_depth(depth.z, depth.background, depth_range, options.encoding)
-    seen = value[~depth.background]
-    # A fixed range can miss the scene entirely (auto cannot; a flat wall is white by right).
-    if options.range_policy != encode.AUTO and (seen.max() <= 0.0 or seen.min() >= 1.0):
-        where, colour = ("beyond", "black") if seen.max() <= 0.0 else ("nearer than", "white")
-        raise CaptureError(f"everything the camera sees is {where} the depth range "
-                           f"{depth_range.near:g}-{depth_range.far:g} m, so the map would be "
-                           f"all {colour}: widen the range or change the range policy")
-    return value, depth_range
+    image = encode.to_uint8(value)
+    encode.check_map_shows_depth(image, depth.z, depth.background, depth_range,
+                                 options.range_policy)
+    return value, image, depth_range
 
 
 def make_control_image(scene: bpy.types.Scene, size: tuple[int, int], folder: Path, stem: str,
@@ -98,12 +137,12 @@ def make_control_image(scene: bpy.types.Scene, size: tuple[int, int], folder: Pa
     started = time.perf_counter()
     options = options or DepthOptions.from_scene(scene)
     depth = capture(scene, size, options, context)
-    value, depth_range = encode_capture(depth, options)
+    value, image, depth_range = encode_capture(depth, options)
     text = {"t2i:encoding": options.encoding.lower(), "t2i:range": options.range_policy.lower(),
             "t2i:near": f"{depth_range.near:.6g}", "t2i:far": f"{depth_range.far:.6g}",
             "t2i:camera": depth.camera, "t2i:capture": f"{depth.path.lower()}/{depth.engine}"}
     folder = Path(folder)
-    path = png.write_png(folder / f"{stem}_depth.png", encode.to_uint8(value), text)
+    path = png.write_png(folder / f"{stem}_depth.png", image, text)
     path16 = png.write_png(folder / f"{stem}_depth16.png", encode.to_uint16(value), text)
     path_exr = exr.write_grey_exr(folder / f"{stem}_depth.exr",
                                   encode.z_for_file(depth.z, depth.background))
@@ -130,13 +169,10 @@ def lock_depth_range(scene: bpy.types.Scene, size: tuple[int, int], frames: Iter
         for frame in frames:
             scene.frame_set(frame)
             depth = capture(scene, lock_size(size), options)
-            ranges.append(encode.auto_range(depth.z, depth.background))
+            ranges.append(encode.auto_range(depth.z, depth.background, options.encoding))
     finally:
         scene.frame_set(current, subframe=subframe)
-    try:
-        return encode.union_range(ranges)
-    except ValueError as exc:
-        raise CaptureError(str(exc)) from None
+    return encode.union_range(ranges)
 
 
 def preview_range(scene: bpy.types.Scene, size: tuple[int, int],
@@ -150,10 +186,8 @@ def preview_range(scene: bpy.types.Scene, size: tuple[int, int],
     if options.range_policy == encode.AUTO:
         quick = replace(options, capture_path="AUTO", capture_engine="AUTO")
         depth = capture(scene, lock_size(size), quick)
-        return encode.auto_range(depth.z, depth.background)
+        return encode.auto_range(depth.z, depth.background, options.encoding)
     clip = (camera.data.clip_start, camera.data.clip_end) if camera else (0.0, 0.0)
-    try:
-        return encode.resolve_range(options.range_policy, np.zeros((0,)), np.zeros((0,), bool),
-                                    clip=clip, manual=options.manual, locked=options.locked)
-    except ValueError as exc:
-        raise CaptureError(str(exc)) from None
+    return encode.resolve_range(options.range_policy, np.zeros((0,)), np.zeros((0,), bool),
+                                clip=clip, manual=options.manual, locked=options.locked,
+                                encoding=options.encoding)

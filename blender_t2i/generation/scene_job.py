@@ -1,21 +1,30 @@
-"""One generate job from the scene's point of view: prepare (capture + request), then record.
+"""One generate job from the scene's point of view: settings, prepare (capture + request),
+record the result.
 
-The operator (UI), the batch script and the render handler all go through here, so a job's
-files, request and record are the same whichever way it was started.
+The UI operator, the batch runner and the render handler all go through here, so a job's
+settings, files, request and record are the same whichever way it was started:
+
+    settings = job_settings(scene, ...overrides)   # scene + preferences + overrides
+    job = prepare_job(scene, folder, settings)     # capture, then build_request (validates)
+    handle = get_job_queue().submit(job.request, backend_config(context), payload=...)
+    record_result(job, handle.wait())              # sidecar JSON; history and PNG text agree
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import bpy
 
-from ..core import job_request as jobs
-from ..core.png import write_bytes_atomic
-from ..core.presets import FAMILY_INFO, RENDER, Preset, get_preset
+from ...t2i_core import job_request
+from ...t2i_core.files import write_bytes_atomic
+from ...t2i_core.job_record import JobRecord, addon_png_text
+from ...t2i_core.job_request import JobSettings
+from ...t2i_core.presets import Preset, get_preset
+from ...t2i_core.protocol import parse_generate
+from ..scene.preferences import addon_preferences
 from .colour_render import render_colour
 from .depth_control import ControlImage, DepthOptions, make_control_image
 
@@ -23,11 +32,19 @@ from .depth_control import ControlImage, DepthOptions, make_control_image
 @dataclass
 class PreparedJob:
     stem: str  # also the job id and the result's file stem
-    preset: Preset
-    size: tuple[int, int]
+    settings: JobSettings
     control: ControlImage
     request: dict[str, Any]
+    record: JobRecord  # the settings as sent; `record_result` adds the outcome
     folder: Path
+
+    @property
+    def preset(self) -> Preset:
+        return self.settings.preset
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.settings.size
 
 
 def preset_and_size(scene: bpy.types.Scene) -> tuple[Preset, tuple[int, int]]:
@@ -35,52 +52,53 @@ def preset_and_size(scene: bpy.types.Scene) -> tuple[Preset, tuple[int, int]]:
     settings = scene.t2i
     preset = get_preset(settings.model_preset)
     render = scene.render
-    size = jobs.job_size(render.resolution_x, render.resolution_y, render.resolution_percentage,
-                         settings.use_render_size, settings.width, settings.height, preset)
+    size = job_request.job_size(render.resolution_x, render.resolution_y,
+                                render.resolution_percentage, settings.use_render_size,
+                                settings.width, settings.height, preset)
     return preset, size
 
 
-def prepare_job(scene: bpy.types.Scene, folder: Path, stem: str | None = None,
-                seed: int | None = None, prompt: str | None = None,
-                depth_options: DepthOptions | None = None,
-                use_render: bool | None = None) -> PreparedJob:
-    """Capture the depth and build the request from the scene's settings (with overrides;
-    `depth_options` defaults to the scene's depth settings, `use_render` to scene.t2i.use_render:
-    send the colour render too, as img2img init or as an edit model's input picture)."""
+def job_settings(scene: bpy.types.Scene, context: bpy.types.Context | None = None,
+                 **overrides: Any) -> JobSettings:
+    """The scene's T2I settings and the preferences' device and memory mode, with
+    `overrides` (any JobSettings field: a batch's seed or prompt, a model of the user's
+    own) applied last. Nothing is validated yet: build_request does that once, at the end."""
     settings = scene.t2i
-    seed = settings.seed if seed is None else seed
     preset, size = preset_and_size(scene)
-    stem = stem or jobs.new_job_stem(preset, seed)
-    use_render = settings.use_render if use_render is None else use_render
-    family = FAMILY_INFO.get(preset.family)
-    if use_render and family is not None and RENDER not in family.inputs:
-        raise ValueError(f"{family.label} takes no colour render: turn off Use Render")
-    control = make_control_image(scene, size, folder, stem, depth_options)
-    request = jobs.generate_request(
-        stem, preset, settings.prompt if prompt is None else prompt, settings.negative_prompt,
-        seed, settings.steps, settings.guidance, settings.control_strength, size,
-        str(control.path), str(folder))
-    if use_render:
-        request["init_image"] = str(render_colour(scene, size, folder / f"{stem}_render.png"))
-        request["strength"] = settings.render_strength
-    return PreparedJob(stem=stem, preset=preset, size=size, control=control, request=request,
-                       folder=folder)
+    prefs = addon_preferences(context)
+    base = JobSettings(
+        preset=preset, prompt=settings.prompt, negative_prompt=settings.negative_prompt,
+        seed=settings.seed, steps=settings.steps, guidance=settings.guidance,
+        control_strength=settings.control_strength, size=size,
+        memory_mode=prefs.memory_mode, device=prefs.device, use_render=settings.use_render,
+        render_strength=settings.render_strength)
+    return base.but(**overrides)
+
+
+def prepare_job(scene: bpy.types.Scene, folder: Path, settings: JobSettings,
+                stem: str | None = None, depth_options: DepthOptions | None = None,
+                context: bpy.types.Context | None = None) -> PreparedJob:
+    """Capture the depth (and the colour render when the settings ask for it), then build
+    and validate the request. `depth_options` defaults to the scene's depth settings."""
+    stem = stem or job_request.new_job_stem(settings.preset, settings.seed)
+    job_request.check_settings(settings)  # before spending a capture on it
+    control = make_control_image(scene, settings.size, folder, stem, depth_options, context)
+    init_image = None
+    if settings.use_render:
+        init_image = str(render_colour(scene, settings.size, folder / f"{stem}_render.png"))
+    depth_range = (control.depth_range.near, control.depth_range.far)
+    request = job_request.build_request(
+        stem, settings, str(control.path), str(folder), init_image=init_image,
+        metadata=addon_png_text(settings.preset.name, depth_range))
+    record = JobRecord.from_request(parse_generate(request), settings.preset.name, depth_range)
+    return PreparedJob(stem=stem, settings=settings, control=control, request=request,
+                       record=record, folder=folder)
 
 
 def record_result(job: PreparedJob, result: dict[str, Any],
-                  backend_start_seconds: float = 0.0) -> dict[str, Any]:
-    """Write `<stem>.json` beside the result: settings, files and timings of the job."""
-    request = job.request
-    timings = {"capture": round(job.control.seconds, 4),
-               "backend_start": round(backend_start_seconds, 4), **result.get("timings", {})}
-    record = {
-        "model": job.preset.name, "model_spec": request["model"], "seed": result["seed"],
-        "prompt": request["prompt"], "negative_prompt": request["negative_prompt"],
-        "steps": request["steps"], "guidance": request["guidance"],
-        "control_strength": request["control_strength"], "size": list(job.size),
-        "depth_range": [job.control.depth_range.near, job.control.depth_range.far],
-        "depth": str(job.control.path), "result": result["paths"][0], "timings": timings,
-        "peak_memory": result.get("peak_memory"),  # bytes on the GPU (CUDA), for sizing farms
-    }
-    write_bytes_atomic(job.folder / f"{job.stem}.json", json.dumps(record, indent=2).encode())
+                  backend_start_seconds: float = 0.0) -> JobRecord:
+    """The job's record with its outcome, written as `<stem>.json` beside the result."""
+    record = job.record.finished(result, capture=job.control.seconds,
+                                 backend_start=backend_start_seconds)
+    write_bytes_atomic(job.folder / f"{job.stem}.json", record.to_json().encode())
     return record

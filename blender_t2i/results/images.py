@@ -24,7 +24,7 @@ def output_folder(scene: bpy.types.Scene | None = None) -> Path:
     """The scene's output folder (default `//t2i/` beside the saved .blend); a temp folder
     while a `//` folder has no saved .blend to be relative to."""
     setting = DEFAULT_OUTPUT_DIR
-    if scene is not None and getattr(scene.t2i, "output_dir", ""):
+    if scene is not None and scene.t2i.output_dir:
         setting = scene.t2i.output_dir
     if setting.startswith("//") and not bpy.data.filepath:
         folder = _temp_folder()

@@ -11,7 +11,7 @@ import bpy
 import numpy as np
 
 from ...compositor import compat, overlay
-from ..core import projection
+from ...t2i_core import projection
 
 RESULT_TAG = "t2i_result"  # custom property on images the add-on made
 PROJECTION_UV = "T2I Projection"
@@ -85,6 +85,27 @@ def project_from_camera(scene: bpy.types.Scene, camera: bpy.types.Object | None,
         mesh.polygons.foreach_set("material_index", np.full(len(mesh.polygons), index, np.int32))
         mesh.update()
     return [obj.name for obj in meshes]
+
+
+def send_to_output(context: bpy.types.Context, scene: bpy.types.Scene, target: str,
+                   image: bpy.types.Image, object_names: tuple[str, ...], active_name: str,
+                   opacity: float) -> str:
+    """Apply one output target (a scene.t2i.output_targets item); returns a line to report."""
+    if target == "CAMERA_BACKGROUND":
+        set_camera_background(scene.camera, image, opacity)
+        return f"'{image.name}' is the camera background"
+    if target == "COMPOSITOR":
+        add_compositor_overlay(scene, image, opacity)
+        return f"'{image.name}' is overlaid in the compositor"
+    if target == "PROJECTION":
+        objects = [bpy.data.objects[name] for name in object_names if name in bpy.data.objects]
+        changed = project_from_camera(scene, scene.camera, objects, image,
+                                      context.evaluated_depsgraph_get())
+        return f"'{image.name}' projected onto {', '.join(changed)}"
+    if target == "MATERIAL":
+        material = use_as_texture(bpy.data.objects.get(active_name), image)
+        return f"'{image.name}' is a texture in '{material.name}'"
+    raise ValueError(f"unknown output target {target}")
 
 
 def _material_slot(obj: bpy.types.Object, material: bpy.types.Material) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty
 
+from ...t2i_core.depth_encoding import DEFAULT_MAX_SIDE
+
 CAPTURE_PATHS = [
     ("AUTO", "Auto", "The fastest exact path: Z pass through the compositor, rendered by "
                      "Workbench"),
@@ -54,7 +56,8 @@ class T2IDepthSettings(bpy.types.PropertyGroup):
     frame_end: IntProperty(name="End", default=250, description="Last frame to lock over")
     frame_step: IntProperty(name="Step", default=1, min=1,
                             description="Sample every n-th frame when locking the range")
-    max_side: IntProperty(name="Max Size", default=4096, min=16, max=65536, subtype="PIXEL",
+    max_side: IntProperty(name="Max Size", default=DEFAULT_MAX_SIDE, min=16, max=65536,
+                          subtype="PIXEL",
                           description="Refuse depth captures larger than this per side "
                                       "(memory and time grow with the square)")
 

@@ -12,7 +12,8 @@ from typing import Any
 import bpy
 from bpy.props import FloatProperty, IntProperty, PointerProperty, StringProperty
 
-from ..core.presets import PRESETS
+from ...t2i_core.job_record import JobRecord
+from ...t2i_core.presets import PRESETS
 
 MAX_ENTRIES = 50
 
@@ -34,7 +35,7 @@ class T2IHistoryItem(bpy.types.PropertyGroup):
     height: IntProperty(name="Height")
 
 
-def add_entry(settings: Any, stem: str, record: dict[str, Any], image: bpy.types.Image | None,
+def add_entry(settings: Any, stem: str, record: JobRecord, image: bpy.types.Image | None,
               result_path: str, record_path: str) -> T2IHistoryItem:
     """Put a finished job at the top of the history, dropping the oldest beyond MAX_ENTRIES
     (their files stay on disk)."""
@@ -44,19 +45,28 @@ def add_entry(settings: Any, stem: str, record: dict[str, Any], image: bpy.types
     item.result_path = result_path
     item.record_path = record_path
     item.created = time.strftime("%Y-%m-%d %H:%M:%S")
-    item.model_preset = record["model"]
-    item.prompt = record["prompt"]
-    item.negative_prompt = record["negative_prompt"]
-    item.seed = record["seed"]
-    item.steps = record["steps"]
-    item.guidance = record["guidance"]
-    item.control_strength = record["control_strength"]
-    item.width, item.height = record["size"]
+    for name, value in record.settings().items():  # the record's SETTINGS, nothing else
+        if name == "model":
+            item.model_preset = value
+        elif name == "size":
+            item.width, item.height = value
+        else:
+            setattr(item, name, value)
     settings.history.move(len(settings.history) - 1, 0)
     while len(settings.history) > MAX_ENTRIES:
         settings.history.remove(len(settings.history) - 1)
     settings.history_index = 0
     return settings.history[0]
+
+
+def entry(settings: Any, index: int = -1) -> T2IHistoryItem:
+    """History entry `index` (-1: the selected one); LookupError says what to do."""
+    if not len(settings.history):
+        raise LookupError("there are no results yet: generate one first")
+    index = settings.history_index if index < 0 else index
+    if not 0 <= index < len(settings.history):
+        raise LookupError(f"there is no history entry {index}: pick a result in the history")
+    return settings.history[index]
 
 
 def reuse_settings(settings: Any, item: T2IHistoryItem) -> None:

@@ -9,14 +9,13 @@ from pathlib import Path
 import bpy
 from bpy.props import CollectionProperty, EnumProperty, IntProperty, StringProperty
 
-from ..core import backend_install
-from ..core.backend_process import BackendConfig
-from ..core.protocol import MEMORY_MODES
+from ...t2i_core import backend_install
+from ...t2i_core.backend_process import BackendConfig
+from ...t2i_core.protocol import MEMORY_MODES, MODEL_FOLDERS_ENV
 
 # The extension's package (bl_ext.<repo>.blender_t2i): preferences are registered under it.
 ADDON_ID = __package__.removesuffix(".blender_t2i.scene")  # bl_ext.<repo>.blender_t2i
 BACKEND_PYTHON_ENV = "T2I_BACKEND_PYTHON"
-MODEL_FOLDERS_ENV = "T2I_MODEL_FOLDERS"  # os.pathsep-separated, for the backend to search
 MANAGED_VENV = "backend-venv"
 
 _DEVICES = [("auto", "Automatic", "The first GPU, else the CPU"),
@@ -63,23 +62,13 @@ class T2IPreferences(bpy.types.AddonPreferences):
     device: EnumProperty(name="Device", items=_DEVICES, default="auto")
     memory_mode: EnumProperty(name="Memory", items=_MEMORY_MODES, default="auto")
 
-    def draw(self, context: bpy.types.Context) -> None:
-        from ..ui.preferences_ui import draw_preferences
-
-        draw_preferences(self, self.layout, context)
+    # draw() is given by ui/preferences_ui.py before registration: drawing lives with the UI,
+    # and this layer does not import the one above it.
 
 
 def addon_preferences(context: bpy.types.Context | None = None) -> T2IPreferences:
     context = context or bpy.context
     return context.preferences.addons[ADDON_ID].preferences
-
-
-def apply_device_preferences(request: dict, context: bpy.types.Context | None = None) -> None:
-    """The preferences' memory mode and device, for every job however it was started."""
-    prefs = addon_preferences(context)
-    request["memory_mode"] = prefs.memory_mode
-    if prefs.device != "auto":
-        request["model"] = {**request["model"], "device": prefs.device}
 
 
 def user_path(sub: str) -> Path:

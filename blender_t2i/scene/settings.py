@@ -14,7 +14,7 @@ from bpy.props import (
 )
 
 from ...compositor.compat import BLEND_RELATIVE_PATH
-from ..core.presets import FAMILY_INFO, PRESETS, REFERENCES, get_preset
+from ...t2i_core.presets import FAMILY_INFO, PRESETS, REFERENCES, get_preset
 from . import depth_settings
 from .history import T2IHistoryItem
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import bpy
 
-from ..core.job_queue import JobQueue, Status, get_job_queue
-from ..generation import job_updates
+from ...t2i_core.job_queue import JobQueue, Status, get_job_queue
+from ..generation import queue_driver
 from ..results import images as results
 from ..scene.preferences import ADDON_ID
 
@@ -20,15 +20,6 @@ STATUS_ICONS = {
     Status.STOPPED: "RADIOBUT_OFF", Status.STARTING: "SORTTIME", Status.LOADING: "SORTTIME",
     Status.READY: "CHECKMARK", Status.BUSY: "RENDER_STILL", Status.ERROR: "ERROR",
 }
-
-
-def _operator_exists(idname: str) -> bool:
-    category, name = idname.split(".")
-    try:
-        getattr(getattr(bpy.ops, category), name).get_rna_type()
-    except (AttributeError, KeyError):
-        return False
-    return True
 
 
 def _progress_text(jobs: JobQueue) -> str:
@@ -142,16 +133,14 @@ class T2I_PT_depth(_T2IPanel, bpy.types.Panel):
         layout = self.layout
         row = layout.row(align=True)
         row.operator("t2i.capture_depth", icon="IMAGE_ZDEPTH")
-        if _operator_exists("t2i.depth_preview"):  # added by the depth settings work
-            row.operator("t2i.depth_preview", text="", icon="HIDE_OFF")
-        depth = getattr(context.scene.t2i, "depth", None)
-        if depth is not None:
-            layout.use_property_split = True
-            layout.use_property_decorate = False
-            for prop in depth.bl_rna.properties:
-                if (prop.type in _SIMPLE_TYPES and not prop.is_readonly
-                        and prop.identifier not in {"rna_type", "name"}):
-                    layout.prop(depth, prop.identifier)
+        row.operator("t2i.depth_preview", text="", icon="HIDE_OFF")
+        depth = context.scene.t2i.depth
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        for prop in depth.bl_rna.properties:
+            if (prop.type in _SIMPLE_TYPES and not prop.is_readonly
+                    and prop.identifier not in {"rna_type", "name"}):
+                layout.prop(depth, prop.identifier)
         image = bpy.data.images.get(results.DEPTH_IMAGE)
         if image is not None:
             layout.label(text=f"Last depth map: {image.size[0]} x {image.size[1]}",
@@ -241,7 +230,7 @@ class T2I_PT_backend(_T2IPanel, bpy.types.Panel):
             box = layout.box()
             box.alert = jobs.status == Status.ERROR
             _wrapped_label(box, jobs.message)
-        for level, message in job_updates.recent_reports()[-2:]:
+        for level, message in queue_driver.recent_reports()[-2:]:
             layout.label(text=message[:80], icon="ERROR" if level == "ERROR" else "INFO")
         row = layout.row(align=True)
         row.operator("t2i.open_log", text="Log", icon="TEXT").which = "backend"

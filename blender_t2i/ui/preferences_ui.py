@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import bpy
 
-from ..core import backend_install
-from ..core.backend_install import SetupRuns
+from ...t2i_core import backend_install
+from ...t2i_core.backend_install import SetupRuns
 from ..scene.preferences import T2IPreferences, managed_venv, resolve_backend_python, user_path
 
 

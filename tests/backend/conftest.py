@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from blender_t2i.core import protocol
+from t2i_core import protocol
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENT_TIMEOUT = 120.0  # first jobs import torch/diffusers and load a model on 2 slow cores

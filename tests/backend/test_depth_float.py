@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from blender_t2i.core import depth_encoding as encode
-from blender_t2i.core import exr, protocol
-from blender_t2i.core.png import write_png
+from t2i_core import depth_encoding as encode
+from t2i_core import exr, protocol
+from t2i_core.png import write_png
 
 SIZE = 64
 BLOCK = 16  # the sub-quantum pattern's cells: coarser than the 8x8-pixel latent grid

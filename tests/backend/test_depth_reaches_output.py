@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from backend import families
-from blender_t2i.core import protocol
-from blender_t2i.core.presets import DEPTH, FAMILY_INFO
+from t2i_core import protocol
+from t2i_core.presets import DEPTH, FAMILY_INFO
 
 TAKES_DEPTH = [name for name in families.FAMILIES if DEPTH in FAMILY_INFO[name].inputs]
 NEEDS_TORCHVISION = {"qwen_image_edit"}  # its input processor (see test_families.py)

@@ -9,8 +9,8 @@ import shutil
 import pytest
 
 from backend.tiny.checkpoints import save_sd15_single_file
-from blender_t2i.core import protocol
-from blender_t2i.core.protocol import ErrorCode
+from t2i_core import protocol
+from t2i_core.protocol import ErrorCode
 
 
 def _error(backend, job) -> dict:

@@ -11,15 +11,15 @@ import pytest
 from PIL import Image
 
 from backend import families
-from blender_t2i.core import protocol
+from t2i_core import protocol
 
 # (family, extra fields): the depth-only run of every family, plus the render/float-depth paths
 CASES = [(name, {}) for name in families.FAMILIES] + [
-    ("sd15_controlnet", {"init_image": "render", "strength": 1.0}),
-    ("sdxl_controlnet", {"init_image": "render", "strength": 1.0}),
-    ("sdxl_controlnet_union", {"init_image": "render", "strength": 1.0}),
+    ("sd15_controlnet", {"init_image": "render", "strength": 0.6}),
+    ("sdxl_controlnet", {"init_image": "render", "strength": 0.6}),
+    ("sdxl_controlnet_union", {"init_image": "render", "strength": 0.6}),
     ("sd2_depth2img", {"depth_float": "depth_float"}),
-    ("sd2_depth2img", {"init_image": "render", "strength": 1.0}),
+    ("sd2_depth2img", {"init_image": "render", "strength": 0.6}),
     ("flux_kontext", {"init_image": "render"}),
     ("flux2", {"init_image": "render"}),
     ("flux2", {"reference_images": ["render", "depth"]}),
@@ -75,3 +75,19 @@ def test_flux2_dev_loads_as_flux2pipeline_and_takes_the_guidance(backend, tiny_m
     low, high = (np.asarray(Image.open(r["paths"][0]), dtype=np.int16) for r in results)
     assert low.shape == (64, 64, 3)
     assert np.abs(low - high).max() > 0
+
+
+IMG2IMG = ["sd15_controlnet", "sdxl_controlnet", "sdxl_controlnet_union", "sd2_depth2img"]
+
+
+@pytest.mark.parametrize("family", IMG2IMG)
+def test_img2img_below_full_strength_starts_from_the_init_image(backend, tiny_models, pictures,
+                                                                make_job, model_spec, family):
+    """Below strength 1 denoising starts from the init image: another init, another picture
+    (at 1.0 the init image is pure noise afterwards and could not matter)."""
+    model = model_spec(family, tiny_models(family))
+    results = [backend.run(make_job(model, init_image=str(pictures[name]), strength=0.6))[-1]
+               for name in ("render", "depth")]
+    assert all(r["type"] == protocol.RESULT for r in results), results
+    warm, ramp = (np.asarray(Image.open(r["paths"][0]), dtype=np.int16) for r in results)
+    assert np.abs(warm - ramp).max() > 0

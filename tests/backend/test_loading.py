@@ -7,10 +7,11 @@ import os
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from backend.tiny.checkpoints import save_diffusers_lora, save_kohya_lora, save_sd15_single_file
-from blender_t2i.core import protocol
+from t2i_core import protocol
 
 
 @pytest.fixture(scope="module")
@@ -74,19 +75,30 @@ def test_loras_apply_with_their_weights_without_reloading(backend, sd15, make_jo
     assert np.array_equal(_pixels(again), _pixels(plain))
 
 
-@pytest.mark.parametrize("scheduler", ["euler", "dpmpp_2m_karras", "unipc", "default"])
-def test_switching_scheduler_keeps_the_model(backend, sd15, make_job, scheduler):
+@pytest.mark.parametrize(("scheduler", "runs_as"), [
+    ("euler", "EulerDiscreteScheduler"), ("dpmpp_2m_karras", "DPMSolverMultistepScheduler"),
+    ("unipc", "UniPCMultistepScheduler"), ("default", None)])
+def test_switching_scheduler_keeps_the_model(backend, sd15, make_job, scheduler, runs_as):
     model = {"family": "sd15_controlnet", "base": str(sd15["base"]),
              "controlnet": str(sd15["controlnet"])}
-    _result(backend, make_job(model))
-    assert _result(backend, make_job(model, scheduler=scheduler))["reused_model"]
+    default = _result(backend, make_job(model, scheduler="default"))
+    switched = _result(backend, make_job(model, scheduler=scheduler))
+    assert switched["reused_model"]
+    assert switched["scheduler"] == (runs_as or default["scheduler"])
+    same_picture = np.array_equal(_pixels(default), _pixels(switched))
+    assert same_picture == (scheduler == "default")  # another scheduler, another picture
 
 
-@pytest.mark.parametrize("mode", ["group_offload", "fp8", "model_offload"])
-def test_memory_modes_run_on_this_machine(backend, sd15, make_job, mode):
+# On a CPU model_offload runs as full (diffusers needs an accelerator to offload to); the
+# others run as asked. Each result says which mode it ran in.
+@pytest.mark.parametrize(("mode", "runs_as"), [
+    ("group_offload", "group_offload"), ("fp8", "fp8"), ("model_offload", "full")])
+def test_memory_modes_run_on_this_machine(backend, sd15, make_job, mode, runs_as):
     model = {"family": "sd15_controlnet", "base": str(sd15["base"]),
              "controlnet": str(sd15["controlnet"])}
-    assert _result(backend, make_job(model, memory_mode=mode))["paths"]
+    result = _result(backend, make_job(model, memory_mode=mode))
+    on_cpu = not (torch.cuda.is_available() or torch.backends.mps.is_available())
+    assert result["paths"] and result["memory_mode"] == (runs_as if on_cpu else mode)
 
 
 def test_flow_matching_family_refuses_other_schedulers(backend, tiny_models, make_job,

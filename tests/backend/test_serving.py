@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from backend.errors import BackendError
-from blender_t2i.core import protocol
-from blender_t2i.core.protocol import ErrorCode
+from t2i_core import protocol
+from t2i_core.protocol import ErrorCode
 
 
 def test_cancel_stops_within_a_step_and_skips_the_decode(backend, tiny_models, make_job,
@@ -56,7 +56,7 @@ def test_capabilities_list_families_presets_and_what_is_local(backend):
 
 
 def test_tiny_preset_runs_offline(backend, make_job):
-    from blender_t2i.core.presets import get_preset
+    from t2i_core.presets import get_preset
 
     final = backend.run(make_job(get_preset("tiny-sd15-depth").model_spec()))[-1]
     assert final["type"] == protocol.RESULT
@@ -66,7 +66,7 @@ def test_out_of_memory_becomes_an_error_with_a_mode_hint(tiny_models, tmp_path, 
     """In process: a CUDA out-of-memory raised mid-run is reported, with the next mode to try,
     and the runner stays usable."""
     from backend.runner import Runner
-    from blender_t2i.core.protocol import parse_generate
+    from t2i_core.protocol import parse_generate
 
     roles = tiny_models("sd15_controlnet")
     from PIL import Image

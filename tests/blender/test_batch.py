@@ -14,6 +14,7 @@ import pytest
 
 from devtools.scenes import add_box, add_camera, add_plane
 
+from . import depth_layouts as layouts
 from .conftest import backend_python
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "t2i_batch.py"
@@ -158,3 +159,55 @@ def test_dry_run_lists_frames_without_generating(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "frame 3: frame_0003.png seed 13" in proc.stdout
     assert not out.exists()
+
+
+def _layout_blend(path: Path, build, **kwargs) -> Path:
+    """One frame of a depth layout (tests/blender/depth_layouts.py), saved."""
+    bpy.ops.wm.read_homefile(use_empty=True)
+    scene = bpy.context.scene
+    build(scene, **kwargs)
+    scene.render.engine = "BLENDER_WORKBENCH"
+    scene.frame_start = scene.frame_end = 1
+    scene.t2i.prompt = "a quiet street"
+    bpy.ops.wm.save_as_mainfile(filepath=str(path))
+    return path
+
+
+@pytest.mark.parametrize(("build", "kwargs"), [(layouts.wall, {"size": 20.0}),
+                                               (layouts.street, {})])
+def test_a_flat_wall_and_a_deep_street_generate_with_the_default_locked_range(
+        tmp_path, backend, build, kwargs):
+    """The default batch (a range locked at 256 px, frames captured at their own size) on a
+    flat wall (refused before: 'nearer than the depth range 5.00001-5.05267 m') and on a
+    street whose far/near is in the hundreds (refused before: 'far -... m')."""
+    blend = _layout_blend(tmp_path / "layout.blend", build, width=384, height=288, **kwargs)
+    out = tmp_path / "out"
+    proc = _batch(str(blend), "--preset", "tiny-sd15-depth", "--steps", "1", "--out", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "depth range locked over 1 frames" in proc.stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    near, far = manifest["frames"]["1"]["depth_range"]
+    assert 0 < near < far
+    assert (out / "frame_0001.png").is_file()
+
+
+def test_a_range_that_sends_a_black_map_exits_2_with_what_to_change(tmp_path, backend):
+    blend = _layout_blend(tmp_path / "clip.blend", layouts.wall, size=20.0)
+    bpy.data.cameras["Camera"].clip_end = 1e6
+    bpy.data.objects["Camera"].location.z = 100.0
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    proc = _batch(str(blend), "--preset", "tiny-sd15-depth", "--steps", "1",
+                  "--depth-range", "clip", "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert ("t2i_batch: error: Camera Clip's range 0.1-1e+06 m puts everything the camera sees "
+            "(100-100 m) below 1/255, so the depth map sent would be all black") in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_a_camera_inside_an_object_exits_2_before_any_generation(tmp_path):
+    blend = _layout_blend(tmp_path / "crate.blend", layouts.inside_a_crate)
+    proc = _batch(str(blend), "--preset", "tiny-sd15-depth", "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "t2i_batch: error: camera 'Camera' is inside 'Crate'" in proc.stderr
+    assert not (tmp_path / "out" / "manifest.json").exists()

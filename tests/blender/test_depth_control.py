@@ -14,6 +14,8 @@ import pytest
 
 from devtools.scenes import add_box, add_camera, add_plane, add_tilted_plane, plane_depth
 
+from . import depth_layouts as layouts
+
 W, H = 64, 48
 
 
@@ -198,10 +200,162 @@ def _render_encoded(addon, scene, kind, depth_range, encoding) -> np.ndarray:
 @pytest.mark.parametrize("kind", ["COMPOSITOR", "SHADER"])
 @pytest.mark.parametrize("encoding", ["INVERSE", "LINEAR"])
 def test_node_group_encoding_matches_numpy(addon, tilted, kind, encoding):
-    encode = addon.blender_t2i.core.depth_encoding
+    encode = addon.t2i_core.depth_encoding
     depth_range = encode.DepthRange(11.5, 13.0)  # clamps at both ends of this view
     got = _render_encoded(addon, tilted, kind, depth_range, encoding)
     z = plane_depth(tilted, W, H, 12.0, 30.0)
     expected = encode.encode_depth(z, np.zeros(z.shape, bool), depth_range, encoding)
     assert expected.min() == 0.0 and expected.max() == 1.0
     np.testing.assert_allclose(got, expected, atol=0.004)
+
+
+# --- layouts a new user starts with (the issue: the defaults failed on all three) ---
+
+def _exr_z(path) -> np.ndarray:
+    image = bpy.data.images.load(str(path))
+    pixels = np.empty(image.size[0] * image.size[1] * image.channels, np.float32)
+    image.pixels.foreach_get(pixels)
+    z = pixels.reshape(image.size[1], image.size[0], image.channels)[::-1, :, 0]
+    bpy.data.images.remove(image)
+    return z
+
+
+@pytest.mark.parametrize("encoding", ["INVERSE", "LINEAR"])
+def test_a_deep_street_gets_a_valid_auto_range(addon, scene, tmp_path, encoding):
+    layouts.street(scene)
+    scene.t2i.depth.encoding = encoding
+    make = addon.blender_t2i.generation.depth_control.make_control_image
+    control = make(scene, (W, H), tmp_path, "street")
+    z = _exr_z(control.path_exr)
+    seen = z < 1e9
+    near, far = np.percentile(z[seen], [0.5, 99.5])
+    assert far / near > 100  # the layout the issue reports: far/near well past 20
+    assert control.depth_range.near == pytest.approx(near, rel=1e-4)
+    assert far < control.depth_range.far <= 10 * far * 1.0001
+    eight, sixteen = _read_png(control.path), _read_png(control.path16)
+    assert (eight[~seen] == 0).all() and eight[seen].max() == 255  # sky black, post white
+    order = np.argsort(z[seen], kind="stable")
+    assert np.all(np.diff(sixteen[seen][order].astype(int)) <= 0)  # farther is never brighter
+    houses = (z > 30) & (z < 60)
+    assert houses.sum() > 20 and 0 < eight[houses].min() <= eight[houses].max() < 255
+    if encoding == "LINEAR":  # linear's margin holds at any ratio: the far floor is dark grey
+        assert eight[seen & (z >= far)].max() >= 12
+    else:  # inverse depth has no room for the 5% margin here: the far floor stays above black
+        assert eight[houses].max() < 64 and sixteen[seen & (z <= far)].min() > 0
+
+
+def test_capture_and_lock_work_on_a_deepstreet(scene):
+    layouts.street(scene)
+    assert bpy.ops.t2i.capture_depth() == {"FINISHED"}
+    scene.frame_start = scene.frame_end = 1
+    assert bpy.ops.t2i.lock_depth_range() == {"FINISHED"}
+    depth = scene.t2i.depth
+    assert depth.range_policy == "LOCKED" and depth.locked_far > 100 * depth.locked_near
+    assert bpy.ops.t2i.capture_depth() == {"FINISHED"}
+
+
+@pytest.mark.parametrize("encoding", ["INVERSE", "LINEAR"])
+def test_a_flat_wall_is_mid_grey_with_the_background_black(addon, scene, tmp_path, encoding):
+    layouts.wall(scene, size=2.0)
+    scene.t2i.depth.encoding = encoding
+    make = addon.blender_t2i.generation.depth_control.make_control_image
+    control = make(scene, (W, H), tmp_path, "wall")
+    wall = _exr_z(control.path_exr) < 1e9
+    assert 0.2 < wall.mean() < 0.8
+    eight = _read_png(control.path)
+    assert set(np.unique(eight[wall]).tolist()) <= {133, 134, 135}
+    assert (eight[~wall] == 0).all()
+
+
+def test_a_flat_wall_locks_and_captures_at_a_larger_size(scene):
+    """Locked at 256 px, captured at 384 px (a batch's default path): the wall's own float
+    noise must not fall outside the locked range (it did: 'nearer than the depth range')."""
+    layouts.wall(scene, size=20.0, width=384, height=288)  # the wall fills the frame
+    scene.frame_start = scene.frame_end = 1
+    assert bpy.ops.t2i.lock_depth_range() == {"FINISHED"}
+    depth = scene.t2i.depth
+    assert depth.locked_near < 5.0 < depth.locked_far
+    assert bpy.ops.t2i.capture_depth() == {"FINISHED"}
+    eight = _read_png(Path(bpy.data.images["T2I Depth"].filepath_raw))
+    assert eight.shape == (288, 384) and set(np.unique(eight).tolist()) <= {133, 134, 135}
+
+
+def test_camera_clip_out_to_1e6_is_reported_not_sent_black(scene):
+    scene.render.resolution_x, scene.render.resolution_y = W, H
+    add_camera(scene, location=(0.0, 0.0, 100.0), clip_end=1e6)
+    add_plane(scene, size=400.0)
+    scene.t2i.use_render_size, scene.t2i.width, scene.t2i.height = False, W, H
+    scene.t2i.depth.range_policy = "CLIP"
+    with pytest.raises(RuntimeError, match=r"Camera Clip's range 0.1-1e\+06 m puts everything "
+                                           r"the camera sees \(100-100 m\) below 1/255.*all "
+                                           r"black: use the Auto or Manual range"):
+        bpy.ops.t2i.capture_depth()
+    scene.t2i.depth.range_policy = "AUTO"
+    assert bpy.ops.t2i.capture_depth() == {"FINISHED"}
+
+
+@pytest.mark.parametrize("ortho", [False, True])
+def test_a_camera_inside_an_object_is_reported(scene, ortho):
+    layouts.inside_a_crate(scene, ortho=ortho)
+    with pytest.raises(RuntimeError, match=r"camera 'Camera' is inside 'Crate'.*flip its normals"):
+        bpy.ops.t2i.capture_depth()
+    scene.frame_start = scene.frame_end = 1
+    with pytest.raises(RuntimeError, match="inside 'Crate'"):
+        bpy.ops.t2i.lock_depth_range()
+
+
+@pytest.mark.parametrize("ortho", [False, True])
+def test_a_room_with_inward_normals_is_not_inside_an_object(scene, ortho):
+    layouts.inside_a_crate(scene, flip=True, ortho=ortho)
+    assert bpy.ops.t2i.capture_depth() == {"FINISHED"}
+
+
+# --- the range reports of Lock Depth Range, the preview and the compositor set-up ---
+
+@pytest.fixture
+def startup_street(addon):
+    """Blender's startup file (screens with a 3D View) with the street in place of its cube."""
+    bpy.ops.wm.read_homefile()
+    scene = bpy.context.scene
+    for obj in list(scene.objects):
+        bpy.data.objects.remove(obj)
+    return layouts.street(scene)
+
+
+def _preview():
+    area = next(a for a in bpy.context.window.screen.areas if a.type == "VIEW_3D")
+    with bpy.context.temp_override(area=area):
+        return bpy.ops.t2i.depth_preview()
+
+
+def test_preview_and_compositor_nodes_take_the_auto_range_of_a_deep_street(startup_street):
+    assert _preview() == {"FINISHED"}
+    assert _preview() == {"FINISHED"}  # off again
+    assert bpy.ops.t2i.add_compositor_nodes() == {"FINISHED"}
+
+
+@pytest.mark.parametrize(("policy", "message"), [
+    ("MANUAL", "Manual depth range needs 0 < Near < Far, got 30-20 m: set Near below Far"),
+    ("LOCKED", "run Lock Depth Range"),
+])
+def test_preview_and_compositor_nodes_report_a_range_problem(startup_street, policy, message):
+    depth = startup_street.t2i.depth
+    depth.range_policy, depth.near, depth.far = policy, 30.0, 20.0
+    with pytest.raises(RuntimeError, match=message):
+        _preview()
+    assert "t2i_depth_preview" not in startup_street
+    with pytest.raises(RuntimeError, match=message):
+        bpy.ops.t2i.add_compositor_nodes()
+
+
+def test_preview_compositor_nodes_and_lock_report_a_camera_inside_an_object(addon):
+    bpy.ops.wm.read_homefile()
+    scene = bpy.context.scene
+    for obj in list(scene.objects):
+        bpy.data.objects.remove(obj)
+    layouts.inside_a_crate(scene)
+    scene.frame_start = scene.frame_end = 1
+    for run in (_preview, bpy.ops.t2i.add_compositor_nodes, bpy.ops.t2i.lock_depth_range):
+        with pytest.raises(RuntimeError, match="inside 'Crate'"):
+            run()
+    assert scene.t2i.depth.range_policy == "AUTO"  # the failed lock changed nothing

@@ -90,14 +90,14 @@ def test_a_backend_killed_mid_job_is_reported_and_the_next_generate_restarts_it(
     add_plane(scene)
     _settings(scene, use_render_size=False, width=64, height=64, steps=1)
     assert bpy.ops.t2i.generate() == {"FINISHED"}
-    first_pid = addon.blender_t2i.core.backend_process._client.pid
-    jobs_before = addon.blender_t2i.core.backend_process._client.jobs_sent
+    jobs = addon.t2i_core.job_queue.get_job_queue()
+    first_pid = jobs.backend_pid
 
     def kill_once_busy():
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            client = addon.blender_t2i.core.backend_process._client
-            if client.jobs_sent == jobs_before + 1 and client.last_event.get("type") == "progress":
+            running = jobs.current
+            if running is not None and running.step >= 1:  # the second job is under way
                 break
             time.sleep(0.02)
         os.kill(first_pid, signal.SIGKILL)
@@ -111,7 +111,7 @@ def test_a_backend_killed_mid_job_is_reported_and_the_next_generate_restarts_it(
 
     scene.t2i.steps = 1
     assert bpy.ops.t2i.generate() == {"FINISHED"}
-    assert addon.blender_t2i.core.backend_process._client.pid != first_pid
+    assert jobs.backend_pid not in (None, first_pid)
 
 
 def test_an_empty_size_is_reported(scene):

@@ -33,8 +33,8 @@ def t2i(addon, scene, backend):
     add_camera(scene)
     add_plane(scene)
     _settings(scene, steps=2)
-    jobs = addon.blender_t2i.core.job_queue.get_job_queue()
-    yield SimpleNamespace(updates=addon.blender_t2i.generation.job_updates, jobs=jobs,
+    jobs = addon.t2i_core.job_queue.get_job_queue()
+    yield SimpleNamespace(submit=addon.blender_t2i.generation.submit, jobs=jobs,
                           generate=addon.operators.generate.T2I_OT_generate,
                           config=addon.blender_t2i.scene.preferences.backend_config)
     jobs.cancel()
@@ -81,13 +81,12 @@ class ModalDriver:
 
 def test_timer_probe_no_step_blocks_the_main_thread_while_the_backend_works(
         addon, t2i, record_property):
-    addon.blender_t2i.core.backend_process.shutdown_client()  # a cold start: spawn, imports, model build
-    t2i.jobs.stop()
+    t2i.jobs.stop()  # a cold start: spawn, imports, model build
     scene = bpy.context.scene
     _settings(scene, steps=6, seed=5)
-    job = t2i.updates.prepare(bpy.context)  # the depth capture happens on the click
+    job = t2i.submit.prepare(bpy.context)  # the depth capture happens on the click
     started = time.perf_counter()
-    t2i.jobs.submit(job, t2i.config(bpy.context))
+    t2i.submit.submit(bpy.context, job)
     submit_s = time.perf_counter() - started
     driver = ModalDriver(t2i.generate)
     statuses = []
@@ -106,13 +105,16 @@ def test_timer_probe_no_step_blocks_the_main_thread_while_the_backend_works(
 
 
 def test_step_previews_are_shown_in_an_image(addon, t2i, tmp_path):
-    png = addon.blender_t2i.core.png
+    png = addon.t2i_core.png
     preview = png.write_png(tmp_path / "step.png", np.full((16, 24, 3), 200, np.uint8))
-    queue_module = addon.blender_t2i.core.job_queue
-    update = queue_module.Update(queue_module.UpdateKind.PROGRESS, job=None,
-                                 event={"type": "progress", "step": 1, "total": 4,
-                                        "preview": str(preview)})
-    t2i.updates.apply_updates(bpy.context, [update])
+    queue_module = addon.t2i_core.job_queue
+    handle = queue_module.JobHandle({"id": "previewed", "steps": 4}, t2i.jobs)
+    handle.on_update(t2i.submit.apply_update)
+    update = queue_module.Update(queue_module.UpdateKind.PROGRESS, job=handle,
+                                 event={"type": "progress", "id": "previewed", "step": 1,
+                                        "total": 4, "preview": str(preview)})
+    handle._apply(update)  # what JobQueue.poll does with each update
+    assert handle.preview == preview and handle.step == 1
     image = bpy.data.images["T2I Preview"]
     assert tuple(image.size) == (24, 16)
     assert Path(image.filepath) != preview  # a copy: the backend deletes old previews
@@ -120,7 +122,7 @@ def test_step_previews_are_shown_in_an_image(addon, t2i, tmp_path):
 
 def test_escape_cancels_the_running_job_within_a_step(t2i):
     _settings(bpy.context.scene, steps=300)
-    t2i.jobs.submit(t2i.updates.prepare(bpy.context), t2i.config(bpy.context))
+    t2i.submit.submit(bpy.context)
     driver = ModalDriver(t2i.generate)
     seen = {}
 
@@ -141,7 +143,7 @@ def test_queued_jobs_run_in_order_and_each_gets_its_own_image_and_history_entry(
     scene = bpy.context.scene
     for seed in (1, 2, 3):
         scene.t2i.seed = seed
-        t2i.jobs.submit(t2i.updates.prepare(bpy.context), t2i.config(bpy.context))
+        t2i.submit.submit(bpy.context)
     driver = ModalDriver(t2i.generate)
     assert driver.run() == {"FINISHED"}
     generated = [text for level, text in driver.reports if level == "INFO"]
@@ -155,7 +157,7 @@ def test_queued_jobs_run_in_order_and_each_gets_its_own_image_and_history_entry(
 def test_a_job_error_becomes_an_operator_report(t2i):
     _settings(bpy.context.scene, model_preset="sd15-depth", steps=1)  # weights not downloaded
     bpy.context.scene.t2i.width = bpy.context.scene.t2i.height = 64
-    t2i.jobs.submit(t2i.updates.prepare(bpy.context), t2i.config(bpy.context))
+    t2i.submit.submit(bpy.context)
     driver = ModalDriver(t2i.generate)
     assert driver.run() == {"CANCELLED"}
     errors = [text for level, text in driver.reports if level == "ERROR"]

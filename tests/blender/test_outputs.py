@@ -31,9 +31,9 @@ def _fake_result(addon, scene, colour=(1.0, 0.0, 0.0, 1.0), seed=7, size=(32, 24
     image = bpy.data.images.new(f"T2I tiny-sd15-depth s{seed}", *size)
     image.pixels.foreach_set(np.tile(np.array(colour, np.float32), size[0] * size[1]))
     image[addon.blender_t2i.results.outputs.RESULT_TAG] = f"stem{seed}"
-    record = {"model": "tiny-sd15-depth", "prompt": "a red wall", "negative_prompt": "blurry",
-              "seed": seed, "steps": 3, "guidance": 5.0, "control_strength": 0.8,
-              "size": list(size)}
+    record = addon.t2i_core.job_record.JobRecord(
+        model="tiny-sd15-depth", model_spec={}, prompt="a red wall", negative_prompt="blurry",
+        seed=seed, steps=3, guidance=5.0, control_strength=0.8, size=tuple(size))
     addon.blender_t2i.scene.history.add_entry(scene.t2i, f"stem{seed}", record, image, "", "")
     return image
 
@@ -242,13 +242,20 @@ def test_outputs_chosen_in_the_panel_follow_each_result(scene, backend):
     assert tree.nodes["T2I Overlay Image"].image == image
 
 
-def test_an_output_that_cannot_be_made_is_a_warning_and_the_result_is_kept(scene, backend):
+def test_an_output_that_cannot_be_made_is_a_warning_and_the_result_is_kept(
+        addon, scene, backend):
     add_camera(scene)
     add_plane(scene)
-    _select()
+    _select()  # nothing selected: nothing to project onto
     _settings(scene, output_targets={"PROJECTION"})
-    assert bpy.ops.t2i.generate() == {"FINISHED"}
-    assert len(scene.t2i.history) == 1
+    handle = addon.blender_t2i.generation.submit.submit(bpy.context)
+    handle.wait(timeout=300)
+    levels = [level for level, _text in handle.reports]
+    assert levels == ["INFO", "WARNING"], handle.reports
+    assert handle.reports[1][1] == "Projection: select the meshes to project onto"
+    assert len(scene.t2i.history) == 1 and scene.t2i.history[0].image is not None
+    assert bpy.ops.t2i.generate() == {"FINISHED"}  # the operator too: a warning, not a failure
+    assert len(scene.t2i.history) == 2
 
 
 def test_apply_without_any_result_is_reported(scene):

@@ -19,10 +19,11 @@ from .layout_probe import RecordingLayout, draw
 @pytest.fixture
 def ui(addon):
     panel = addon.blender_t2i.ui.panel
-    jobs = addon.blender_t2i.core.job_queue.get_job_queue()
-    saved = (jobs.status, jobs.message, list(jobs.pending), jobs.current, jobs.step, jobs.total)
-    yield SimpleNamespace(panel=panel, jobs=jobs, Status=addon.blender_t2i.core.job_queue.Status)
-    jobs.status, jobs.message, pending, jobs.current, jobs.step, jobs.total = saved
+    jobs = addon.t2i_core.job_queue.get_job_queue()
+    saved = (jobs.status, jobs.message, list(jobs.pending), jobs.current)
+    yield SimpleNamespace(panel=panel, jobs=jobs, Status=addon.t2i_core.job_queue.Status,
+                          JobHandle=addon.t2i_core.job_queue.JobHandle)
+    jobs.status, jobs.message, pending, jobs.current = saved
     jobs.pending.clear()
     jobs.pending.extend(pending)
 
@@ -50,8 +51,11 @@ def test_every_panel_draws_in_every_backend_state(scene, ui, status, queued):
     ui.jobs.status = ui.Status(status)
     ui.jobs.message = "the backend stopped unexpectedly (exit status -9); see its log" \
         if status == "error" else ""
-    ui.jobs.pending.extend(SimpleNamespace(stem=f"job{i}", request={}) for i in range(queued))
-    ui.jobs.step, ui.jobs.total = 2, 4
+    if queued:  # one running at step 2 of 4, the rest waiting
+        ui.jobs.current = ui.JobHandle({"id": "running", "steps": 4}, ui.jobs)
+        ui.jobs.current.step = 2
+        ui.jobs.pending.extend(ui.JobHandle({"id": f"job{i}", "steps": 4}, ui.jobs)
+                               for i in range(queued - 1))
     layouts = _draw_all(ui)
     main = layouts["T2I_PT_main"]
     if queued:
@@ -72,8 +76,9 @@ def test_panels_draw_with_history_and_own_size(addon, scene, ui):
     settings.use_render_size = False
     settings.output_targets = {"CAMERA_BACKGROUND", "PROJECTION"}
     image = bpy.data.images.new("T2I tiny s1", 8, 8)
-    record = {"model": "tiny-sd15-depth", "prompt": "a stone floor", "negative_prompt": "",
-              "seed": 1, "steps": 2, "guidance": 7.5, "control_strength": 1.0, "size": [64, 48]}
+    record = addon.t2i_core.job_record.JobRecord(
+        model="tiny-sd15-depth", model_spec={}, prompt="a stone floor", negative_prompt="", seed=1,
+        steps=2, guidance=7.5, control_strength=1.0, size=(64, 48))
     addon.blender_t2i.scene.history.add_entry(settings, "stem1", record, image, "//t2i/a.png", "")
     layouts = _draw_all(ui)
     history_ops = set(layouts["T2I_PT_history"].operators())
@@ -86,30 +91,18 @@ def test_panels_draw_with_history_and_own_size(addon, scene, ui):
     assert "a stone floor" in item_layout.texts()
 
 
-class FakeDepthSettings(bpy.types.PropertyGroup):
-    encoding: bpy.props.EnumProperty(items=[("INVERSE", "Inverse", "")])
-    near: bpy.props.FloatProperty()
-    lock_range: bpy.props.BoolProperty()
-
-
-def test_the_depth_section_shows_depth_settings_when_the_add_on_has_them(scene, ui):
+def test_the_depth_section_draws_the_scenes_depth_settings(scene, ui):
     add_camera(scene)
     layout = draw(ui.panel.T2I_PT_depth.draw)
-    assert "t2i.capture_depth" in layout.operators()
-    settings_class = type(scene.t2i)
-    bpy.utils.register_class(FakeDepthSettings)
-    settings_class.depth = bpy.props.PointerProperty(type=FakeDepthSettings)
-    try:
-        drawn = [args[1] for name, args, _k in draw(ui.panel.T2I_PT_depth.draw).calls
-                 if name == "prop"]
-        assert drawn == ["encoding", "near", "lock_range"]
-    finally:
-        del settings_class.depth
-        bpy.utils.unregister_class(FakeDepthSettings)
+    assert {"t2i.capture_depth", "t2i.depth_preview"} <= set(layout.operators())
+    drawn = [args[1] for name, args, _k in layout.calls if name == "prop"]
+    assert {"capture_path", "encoding", "range_policy", "near", "far", "max_side"} <= set(drawn)
+    properties = scene.t2i.depth.bl_rna.properties
+    assert all(name in properties for name in drawn)  # every control is a real setting
 
 
 def test_preferences_draw_before_during_and_after_an_install_and_a_check(addon, tmp_path):
-    install = addon.blender_t2i.core.backend_install
+    install = addon.t2i_core.backend_install
     prefs = bpy.context.preferences.addons[MODULE].preferences
     runs = install.SetupRuns
     saved = (runs.install, runs.check, runs.check_report)
@@ -127,6 +120,7 @@ def test_preferences_draw_before_during_and_after_an_install_and_a_check(addon, 
                                                         "Use Install Backend", ["peft"])
             layout = RecordingLayout([])
             addon.blender_t2i.ui.preferences_ui.draw_preferences(prefs, layout, bpy.context)
+            assert type(prefs).draw.__module__.endswith("ui.preferences_ui")  # the UI draws
             ops = layout.operators()
             assert ("t2i.cancel_install" in ops) == (state == "running")
             assert "t2i.check_backend" in ops

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from t2i_src.blender_t2i.core import backend_install as install
+from t2i_src.t2i_core import backend_install as install
 
 from devtools.wheels import build_backend_wheelhouse
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from t2i_src.blender_t2i.core import batch_plan as plan
+from t2i_src.t2i_core import batch_plan as plan
 
 
 @pytest.mark.parametrize(("text", "frames"), [

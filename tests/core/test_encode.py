@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from t2i_src.blender_t2i.core import depth_encoding as encode
-from t2i_src.blender_t2i.core.depth_encoding import DepthRange
+from t2i_src.t2i_core import depth_encoding as encode
+from t2i_src.t2i_core.depth_encoding import DepthRange
 
 
 def _ramp(near=2.0, far=10.0, n=64) -> np.ndarray:
@@ -77,16 +77,146 @@ def test_auto_range_keeps_the_farthest_surface_apart_from_the_background():
     assert value.tolist() == [[255, 13, 0]]
 
 
-def test_auto_range_of_a_flat_wall_is_still_a_range():
+# The 8-bit grey of the farthest surface by far/near ratio: 13 (= 0.05) wherever the margin can
+# be met; inverse depth cannot once far/near reaches 20 (the farthest surface can get at most
+# near/far), so there it gets 90% of that (far end 10x the farthest surface); below a ratio of
+# 1.25 the range is widened so a flat wall is mid grey.
+FARTHEST_GREY = {
+    "INVERSE": {1.0: 134, 1.01: 128, 19.9: 12, 20.0: 12, 25.0: 9, 1e3: 0, 1e5: 0},
+    "LINEAR": {1.0: 134, 1.01: 128, 19.9: 13, 20.0: 13, 25.0: 13, 1e3: 13, 1e5: 13},
+}
+NEAREST_GREY = {1.0: 134, 1.01: 139}  # and 255 (white) from a ratio of 1.25 on
+
+
+@pytest.mark.parametrize("encoding", encode.ENCODINGS)
+@pytest.mark.parametrize("ratio", [1.0, 1.01, 19.9, 20.0, 25.0, 1e3, 1e5])
+def test_auto_range_is_valid_at_any_depth_ratio(encoding, ratio):
+    """A floor from 0.9 m out to 0.9 * ratio m (the issue: 0.9 m to the horizon failed)."""
+    floor = np.geomspace(0.9, 0.9 * ratio, 4000).reshape(40, 100)
+    z = np.concatenate([np.full((4, 100), 1e10), floor]).astype(np.float32)  # sky above
+    background = encode.background_mask(z, 1e6)
+    depth_range = encode.auto_range(z, background, encoding, low=0, high=100)
+    assert 0 < depth_range.near < depth_range.far < np.inf
+    value = encode.encode_depth(z, background, depth_range, encoding)
+    seen = value[~background]
+    assert np.isfinite(value).all() and np.all(np.diff(seen) <= 0)  # nearer is never darker
+    assert seen[-1] > 0.0  # the farthest surface is above the background, if only in float
+    eight = encode.to_uint8(value)
+    assert eight[~background][-1] == FARTHEST_GREY[encoding][ratio]
+    assert eight[~background][0] == NEAREST_GREY.get(ratio, 255)
+    assert (eight[background] == 0).all()
+
+
+@pytest.mark.parametrize("encoding", encode.ENCODINGS)
+def test_a_flat_wall_is_mid_grey_on_a_black_background(encoding):
     z = np.full((8, 8), 5.0, np.float32)
-    depth_range = encode.auto_range(z, np.zeros(z.shape, bool))
-    assert depth_range.near == pytest.approx(5.0) and depth_range.far > depth_range.near
-    assert encode.inverse_depth(z, np.zeros(z.shape, bool), depth_range).min() == 1.0
+    z[:, :2] = 1e10
+    background = encode.background_mask(z, 100.0)
+    depth_range = encode.auto_range(z, background, encoding)
+    assert depth_range.near < 5.0 < depth_range.far
+    assert depth_range.far / depth_range.near > encode.AUTO_MIN_RATIO  # room for relief
+    eight = encode.to_uint8(encode.encode_depth(z, background, depth_range, encoding))
+    assert set(eight[~background].tolist()) == {134} and set(eight[background].tolist()) == {0}
+
+
+def test_a_one_pixel_foreground_is_a_range():
+    z = np.full((16, 16), 1e10, np.float32)
+    z[7, 9] = 3.0
+    background = encode.background_mask(z, 100.0)
+    depth_range = encode.auto_range(z, background)
+    eight = encode.to_uint8(encode.inverse_depth(z, background, depth_range))
+    assert eight[7, 9] == 134 and eight.sum() == 134
+
+
+def test_a_nearly_flat_scene_is_not_stretched_from_white_to_black():
+    """1% of depth is 11 grey levels, not 242: relief on a wall is not blown up into a ramp."""
+    z = np.linspace(5.0, 5.05, 64, dtype=np.float32)[None, :]
+    eight = encode.to_uint8(encode.inverse_depth(z, np.zeros(z.shape, bool), encode.auto_range(
+        z, np.zeros(z.shape, bool), low=0, high=100))).astype(int)
+    assert 8 <= eight[0, 0] - eight[0, -1] <= 14 and 100 < eight[0, -1] < eight[0, 0] < 160
+
+
+@pytest.mark.parametrize("encoding", encode.ENCODINGS)
+def test_encoding_stays_monotonic_and_finite_far_beyond_a_ratio_of_1e5(encoding):
+    z = np.geomspace(1e-4, 1e8, 5000, dtype=np.float64)[None, :].astype(np.float32)
+    background = np.zeros(z.shape, bool)
+    depth_range = encode.auto_range(z, background, encoding, low=0, high=100)
+    value = encode.encode_depth(z, background, depth_range, encoding)
+    assert np.isfinite(value).all() and value.min() >= 0.0 and value.max() == 1.0
+    assert np.all(np.diff(value[0]) <= 0) and value[0, -1] > 0.0
+
+
+def test_linear_has_its_own_far_margin():
+    """Linear puts the farthest surface at the margin at any ratio, with a far end only
+    5% of the depth span beyond it (the inverse rule would overshoot or fail)."""
+    for near, far in ((1.0, 4.0), (0.9, 21.4), (1.0, 40.0), (0.5, 5000.0)):
+        got = encode.auto_range_for(near, far, encode.LINEAR)
+        assert got.near == pytest.approx(near)
+        assert got.far == pytest.approx(far + 0.05 / 0.95 * (far - near))
+        z = np.array([[far]], np.float32)
+        value = encode.linear_depth(z, np.zeros(z.shape, bool), got)
+        assert value[0, 0] == pytest.approx(encode.AUTO_FAR_LEVEL, rel=1e-4)
+
+
+@pytest.mark.parametrize("ratio", [2.0, 18.0, 19.9, 20.0, 23.8, 1e3, 1e5])
+def test_inverse_far_end_stays_within_ten_times_the_farthest_surface(ratio):
+    got = encode.auto_range_for(1.0, ratio, encode.INVERSE)
+    assert got.near == pytest.approx(1.0) and ratio < got.far <= 10.0 * ratio * (1 + 1e-9)
+
+
+def test_the_issues_street_gets_a_range():
+    """A post 0.9 m away and houses 21.4 m away: near 0.9 m and far -21.4 m before."""
+    got = encode.auto_range_for(0.9, 21.4)
+    assert (got.near, got.far) == pytest.approx((0.9, 214.0))
+
+
+def test_camera_clip_out_to_1e6_is_refused_on_the_8_bit_map():
+    z = np.geomspace(60.0, 300.0, 64, dtype=np.float32)[None, :]
+    background = np.zeros(z.shape, bool)
+    clip = encode.resolve_range("CLIP", z, background, clip=(0.1, 1e6), manual=(1.0, 2.0),
+                                locked=None)
+    value = encode.inverse_depth(z, background, clip)
+    assert value.min() > 0.0  # not black in float: only the 8-bit map sent is all black
+    with pytest.raises(encode.RangeError, match=r"Camera Clip's range 0.1-1e\+06 m .*"
+                                                r"\(60-300 m\) below 1/255.*all black: use the "
+                                                r"Auto or Manual range"):
+        encode.check_map_shows_depth(encode.to_uint8(value), z, background, clip, "CLIP")
+
+
+def test_a_linear_map_all_white_is_refused_and_one_grey_pixel_is_enough():
+    z = np.geomspace(1.0, 10.0, 64, dtype=np.float32)[None, :]
+    background = np.zeros(z.shape, bool)
+    clip = encode.DepthRange(0.1, 1e6)
+    eight = encode.to_uint8(encode.linear_depth(z, background, clip))
+    with pytest.raises(encode.RangeError, match="all white"):
+        encode.check_map_shows_depth(eight, z, background, clip, "CLIP")
+    eight[0, -1] = 254
+    encode.check_map_shows_depth(eight, z, background, clip, "CLIP")
+
+
+@pytest.mark.parametrize(("policy", "advice"), [("MANUAL", "set Near and Far"),
+                                                ("LOCKED", "Lock Depth Range again")])
+def test_a_map_all_black_says_what_to_change_for_each_policy(policy, advice):
+    z = np.full((4, 4), 50.0, np.float32)
+    background = np.zeros(z.shape, bool)
+    depth_range = encode.DepthRange(1.0, 5.0)
+    eight = encode.to_uint8(encode.inverse_depth(z, background, depth_range))
+    with pytest.raises(encode.RangeError, match=advice):
+        encode.check_map_shows_depth(eight, z, background, depth_range, policy)
+
+
+@pytest.mark.parametrize(("policy", "message"), [
+    ("MANUAL", "Manual depth range needs 0 < Near < Far, got 30-20 m: set Near below Far"),
+    ("CLIP", "Camera Clip's range needs Clip Start below Clip End, got 50-10 m")])
+def test_a_fixed_range_the_wrong_way_round_says_what_to_change(policy, message):
+    with pytest.raises(encode.RangeError, match=message):
+        encode.resolve_range(policy, _ramp(), np.zeros((4, 64), bool), clip=(50.0, 10.0),
+                             manual=(30.0, 20.0), locked=None)
 
 
 def test_auto_range_of_nothing_is_an_error():
     z = np.full((4, 4), 1e10, np.float32)
-    with pytest.raises(ValueError, match="sees nothing"):
+    with pytest.raises(encode.RangeError, match="sees nothing"):
         encode.auto_range(z, encode.background_mask(z, 100.0))
 
 

@@ -7,7 +7,7 @@ import struct
 
 import numpy as np
 import pytest
-from t2i_src.blender_t2i.core import exr
+from t2i_src.t2i_core import exr
 
 
 def _depth(shape: tuple[int, int], seed: int = 1) -> np.ndarray:

@@ -6,25 +6,19 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import replace
 
 import numpy as np
 import pytest
-from t2i_src.blender_t2i.core import job_request as jobs
-from t2i_src.blender_t2i.core import png
-from t2i_src.blender_t2i.core.backend_process import BackendConfig, BackendFailure, shutdown_client
-from t2i_src.blender_t2i.core.job_queue import JobQueue, Status, UpdateKind
-from t2i_src.blender_t2i.core.presets import get_preset
+from t2i_src.t2i_core import job_request as jobs
+from t2i_src.t2i_core import png
+from t2i_src.t2i_core.backend_process import BackendConfig, BackendFailure
+from t2i_src.t2i_core.job_queue import JobQueue, JobState, Status, UpdateKind
+from t2i_src.t2i_core.job_request import JobSettings
+from t2i_src.t2i_core.presets import get_preset
 
 TINY = get_preset("tiny-sd15-depth")
 BLOCK_LIMIT_S = 0.05  # the most a UI step may hold Blender's main thread
-
-
-@dataclass
-class Job:
-    stem: str
-    request: dict[str, Any]
 
 
 @pytest.fixture(scope="module")
@@ -34,17 +28,24 @@ def cache_dir(tmp_path_factory):
 
 @pytest.fixture
 def config(tmp_path, cache_dir):
-    yield BackendConfig(python=sys.executable, cache_dir=cache_dir,
-                        log_path=tmp_path / "backend.log")
-    shutdown_client()
+    return BackendConfig(python=sys.executable, cache_dir=cache_dir,
+                         log_path=tmp_path / "backend.log")
 
 
-def _job(tmp_path, stem, steps=2, size=(64, 48), **fields) -> Job:
+@pytest.fixture
+def queue():
+    jobs_queue = JobQueue()
+    yield jobs_queue
+    jobs_queue.stop()  # the queue owns its backend: stopping it stops the process
+
+
+def _job(tmp_path, stem, steps=2, size=(64, 48), **fields) -> dict:
     depth = png.write_png(tmp_path / "depth.png",
                           np.tile(np.linspace(0, 255, size[0], dtype=np.uint8), (size[1], 1)))
-    request = jobs.generate_request(stem, TINY, "a red cube", "", 3, steps, 7.5, 1.0, size,
-                                    str(depth), str(tmp_path / "out"))
-    return Job(stem, {**request, **fields})
+    settings = JobSettings(preset=TINY, prompt="a red cube", negative_prompt="", seed=3,
+                           steps=steps, guidance=7.5, control_strength=1.0, size=size)
+    request = jobs.build_request(stem, settings, str(depth), str(tmp_path / "out"))
+    return {**request, **fields}
 
 
 def _run(jobs_queue: JobQueue, limit_s: float = 120) -> tuple[list, list[str], float]:
@@ -62,26 +63,24 @@ def _run(jobs_queue: JobQueue, limit_s: float = 120) -> tuple[list, list[str], f
     return updates, statuses, longest
 
 
-def test_queued_jobs_run_in_order_and_no_step_blocks(tmp_path, config):
-    queue = JobQueue()
+def test_queued_jobs_run_in_order_and_no_step_blocks(tmp_path, config, queue):
     started = time.perf_counter()
     for name in ("first", "second", "third"):
         queue.submit(_job(tmp_path, name), config)
     submit_seconds = time.perf_counter() - started
     updates, statuses, longest = _run(queue)
     finished = [u for u in updates if u.kind != UpdateKind.PROGRESS and u.job is not None]
-    assert [(u.kind, u.job.stem) for u in finished] == [
+    assert [(u.kind, u.job.id) for u in finished] == [
         (UpdateKind.RESULT, "first"), (UpdateKind.RESULT, "second"), (UpdateKind.RESULT, "third")]
     assert all(os.path.exists(u.event["paths"][0]) for u in finished)
-    assert finished[0].start_seconds > 0 and finished[1].start_seconds == 0
+    assert finished[0].job.start_seconds > 0 and finished[1].job.start_seconds == 0
     assert statuses[0] == Status.STARTING and Status.LOADING in statuses
     assert statuses[-1] == Status.READY
     assert longest < BLOCK_LIMIT_S, f"a step held the main thread {longest * 1000:.1f} ms"
     assert submit_seconds < 3 * BLOCK_LIMIT_S  # launching the backend does not wait for it
 
 
-def test_once_ready_the_queue_knows_which_presets_are_on_this_machine(tmp_path, config):
-    queue = JobQueue()
+def test_once_ready_the_queue_knows_which_presets_are_on_this_machine(tmp_path, config, queue):
     assert queue.preset_present("tiny-sd15-depth") is None  # nothing asked yet
     empty_cache = (("HF_HUB_CACHE", str(tmp_path / "empty-hf-cache")),)
     queue.submit(_job(tmp_path, "only"), replace(config, env=empty_cache))
@@ -93,8 +92,8 @@ def test_once_ready_the_queue_knows_which_presets_are_on_this_machine(tmp_path, 
     assert queue.preset_present("flux-depth") is False  # no HF cache here
 
 
-def test_cancel_stops_the_running_job_within_one_step_and_drops_the_waiting(tmp_path, config):
-    queue = JobQueue()
+def test_cancel_stops_the_running_job_within_one_step_and_drops_the_waiting(
+        tmp_path, config, queue):
     queue.submit(_job(tmp_path, "long", steps=300), config)
     queue.submit(_job(tmp_path, "waiting"), config)
     steps_after_cancel = None
@@ -109,7 +108,7 @@ def test_cancel_stops_the_running_job_within_one_step_and_drops_the_waiting(tmp_
                     steps_after_cancel = 0
                 elif steps_after_cancel is not None:
                     steps_after_cancel += 1
-    kinds = {u.job.stem: u.kind for u in updates if u.kind != UpdateKind.PROGRESS and u.job}
+    kinds = {u.job.id: u.kind for u in updates if u.kind != UpdateKind.PROGRESS and u.job}
     assert kinds == {"long": UpdateKind.CANCELLED, "waiting": UpdateKind.CANCELLED}
     assert steps_after_cancel is not None and steps_after_cancel <= 1
     queue.submit(_job(tmp_path, "after"), config)
@@ -117,19 +116,16 @@ def test_cancel_stops_the_running_job_within_one_step_and_drops_the_waiting(tmp_
     assert [u.kind for u in updates if u.job and u.kind != UpdateKind.PROGRESS] == ["result"]
 
 
-def test_a_failing_job_is_reported_and_the_next_one_still_runs(tmp_path, config):
-    queue = JobQueue()
-    queue.submit(Job("bad", {**_job(tmp_path, "bad").request,
-                             "control_image": str(tmp_path / "gone.png")}), config)
+def test_a_failing_job_is_reported_and_the_next_one_still_runs(tmp_path, config, queue):
+    queue.submit(_job(tmp_path, "bad", control_image=str(tmp_path / "gone.png")), config)
     queue.submit(_job(tmp_path, "good"), config)
     updates, _, _ = _run(queue)
     done = [u for u in updates if u.job and u.kind != UpdateKind.PROGRESS]
-    assert [(u.job.stem, u.kind) for u in done] == [("bad", "failed"), ("good", "result")]
+    assert [(u.job.id, u.kind) for u in done] == [("bad", "failed"), ("good", "result")]
     assert done[0].error.code == "INPUT_NOT_FOUND" and done[0].error.hint
 
 
-def test_a_killed_backend_fails_its_jobs_and_the_next_submit_restarts_it(tmp_path, config):
-    queue = JobQueue()
+def test_a_killed_backend_fails_its_jobs_and_the_next_submit_restarts_it(tmp_path, config, queue):
     queue.submit(_job(tmp_path, "doomed", steps=300), config)
     queue.submit(_job(tmp_path, "behind"), config)
     deadline = time.monotonic() + 120
@@ -138,9 +134,9 @@ def test_a_killed_backend_fails_its_jobs_and_the_next_submit_restarts_it(tmp_pat
         for update in queue.poll(timeout=0.05):
             updates.append(update)
             if update.kind == UpdateKind.PROGRESS and update.event["step"] == 1:
-                os.kill(queue._client.pid, signal.SIGKILL)
+                os.kill(queue.backend_pid, signal.SIGKILL)
     failed = [u for u in updates if u.kind == UpdateKind.FAILED]
-    assert [u.job.stem for u in failed] == ["doomed", "behind"]
+    assert [u.job.id for u in failed] == ["doomed", "behind"]
     assert failed[0].error.code == "BACKEND_CRASHED"
     assert queue.status == Status.ERROR and "stopped unexpectedly" in queue.message
     queue.submit(_job(tmp_path, "again"), config)
@@ -148,8 +144,7 @@ def test_a_killed_backend_fails_its_jobs_and_the_next_submit_restarts_it(tmp_pat
     assert [u.kind for u in updates if u.job and u.kind != UpdateKind.PROGRESS] == ["result"]
 
 
-def test_a_backend_python_that_does_not_exist_is_refused_at_submit(tmp_path, config):
-    queue = JobQueue()
+def test_a_backend_python_that_does_not_exist_is_refused_at_submit(tmp_path, config, queue):
     bad = BackendConfig(python=str(tmp_path / "nope"), cache_dir=config.cache_dir,
                         log_path=config.log_path)
     with pytest.raises(BackendFailure, match="does not exist") as failure:
@@ -172,8 +167,7 @@ def test_a_python_that_cannot_run_the_backend_fails_the_job_with_its_log(tmp_pat
     assert "No module named torch" in queue.message
 
 
-def test_stop_cancels_and_reports_stopped(tmp_path, config):
-    queue = JobQueue()
+def test_stop_cancels_and_reports_stopped(tmp_path, config, queue):
     queue.start(config)
     while queue.status == Status.STARTING:
         queue.poll(timeout=0.1)
@@ -184,16 +178,52 @@ def test_stop_cancels_and_reports_stopped(tmp_path, config):
     assert [u.kind for u in queue.poll()] == [UpdateKind.CANCELLED]
 
 
-def test_previews_come_as_a_path_or_as_base64_data(tmp_path):
-    from t2i_src.blender_t2i.core.job_queue import preview_file
+def test_previews_come_as_a_path_that_may_be_gone(tmp_path):
+    from t2i_src.t2i_core.job_queue import preview_file
 
     image = png.write_png(tmp_path / "step.png", np.zeros((8, 8), np.uint8))
-    assert preview_file({"preview": str(image)}, tmp_path) == image
-    assert preview_file({"preview": {"path": str(image)}}, tmp_path) == image
-    encoded = __import__("base64").b64encode(image.read_bytes()).decode()
-    for value in (encoded, "data:image/png;base64," + encoded):
-        path = preview_file({"preview": value}, tmp_path / "scratch")
-        assert path.read_bytes() == image.read_bytes()
-    assert preview_file({"preview": str(tmp_path / "gone.png")}, tmp_path) is None
-    assert preview_file({"step": 1}, tmp_path) is None
-    assert preview_file({"preview": "not base64!"}, tmp_path) is None
+    assert preview_file({"preview": str(image)}) == image
+    assert preview_file({"preview": str(tmp_path / "gone.png")}) is None
+    assert preview_file({"step": 1}) is None
+
+
+def test_a_handle_follows_its_job_and_wait_returns_its_result(tmp_path, config, queue):
+    seen = []
+    first = queue.submit(_job(tmp_path, "watched", steps=3), config)
+    first.on_update(lambda handle, update: seen.append((handle.id, update.kind)) or
+                    [("INFO", f"{update.kind} {handle.step}/{handle.total}")])
+    second = queue.submit(_job(tmp_path, "next"), config)
+    assert (first.state, second.state) == (JobState.QUEUED, JobState.QUEUED)
+    result = first.wait(timeout=120)
+    assert first.state == JobState.DONE and first.result is result
+    assert os.path.exists(result["paths"][0]) and first.step == 3 == first.total
+    assert seen[-1] == ("watched", UpdateKind.RESULT)
+    assert {kind for _id, kind in seen} == {UpdateKind.PROGRESS, UpdateKind.RESULT}
+    assert first.reports[-1] == ("INFO", "result 3/3")  # what the callbacks said, in order
+    assert second.wait(timeout=120)["paths"] and second.state == JobState.DONE
+
+
+def test_cancelling_a_waiting_handle_leaves_the_others(tmp_path, config, queue):
+    first = queue.submit(_job(tmp_path, "one"), config)
+    dropped = queue.submit(_job(tmp_path, "two"), config)
+    third = queue.submit(_job(tmp_path, "three"), config)
+    dropped.cancel()
+    with pytest.raises(BackendFailure) as failure:
+        dropped.wait(timeout=5)
+    assert failure.value.code == "CANCELLED" and dropped.state == JobState.CANCELLED
+    assert first.wait(timeout=120) and third.wait(timeout=120)
+
+
+def test_wait_with_a_timeout_gives_up_and_cancels_the_job(tmp_path, config, queue):
+    slow = queue.submit(_job(tmp_path, "slow", steps=300), config)
+    with pytest.raises(BackendFailure, match="not done after") as failure:
+        slow.wait(timeout=0.5)
+    assert failure.value.code == "BACKEND_TIMEOUT"
+    _run(queue)  # the cancel reaches the backend and the job ends as cancelled
+    assert slow.state == JobState.CANCELLED
+
+
+def test_a_job_id_already_queued_is_refused(tmp_path, config, queue):
+    queue.submit(_job(tmp_path, "twin"), config)
+    with pytest.raises(ValueError, match="already queued"):
+        queue.submit(_job(tmp_path, "twin"), config)

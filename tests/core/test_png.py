@@ -8,7 +8,7 @@ import zlib
 import numpy as np
 import pytest
 from PIL import Image
-from t2i_src.blender_t2i.core import png
+from t2i_src.t2i_core import png
 
 
 @pytest.mark.parametrize(("shape", "dtype", "mode"), [

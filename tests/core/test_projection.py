@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from t2i_src.blender_t2i.core.projection import camera_uvs, transform_points
+from t2i_src.t2i_core.projection import camera_uvs, transform_points
 
 
 def _perspective(fov_x: float, aspect: float, near=0.1, far=100.0) -> np.ndarray:

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+
+from .files import write_bytes_atomic
 
 _SLICE = 512 << 10  # bytes of rows per thread: below this, threads cost more than they save
 _WINDOW = 32 << 10  # deflate's window: how much of the previous slice primes the next
@@ -88,18 +89,3 @@ def encode_png(pixels: np.ndarray, text: dict[str, str] | None = None, level: in
 def write_png(path: str | os.PathLike, pixels: np.ndarray,
               text: dict[str, str] | None = None, level: int = 6) -> Path:
     return write_bytes_atomic(path, encode_png(pixels, text, level))
-
-
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path

@@ -20,7 +20,6 @@ CANCEL = "cancel"
 UNLOAD = "unload"
 SHUTDOWN = "shutdown"
 CAPABILITIES = "capabilities"
-REQUEST_TYPES = (HELLO, GENERATE, CANCEL, UNLOAD, SHUTDOWN, CAPABILITIES)
 
 # Events (backend -> add-on)
 READY = "ready"
@@ -32,6 +31,10 @@ CANCELLED = "cancelled"
 UNLOADED = "unloaded"
 BYE = "bye"
 # CAPABILITIES is also the type of its reply event
+
+# The environment variable that carries the preferences' model folders to the backend
+# (os.pathsep-separated; the backend searches them for weights and LoRAs by name).
+MODEL_FOLDERS_ENV = "T2I_MODEL_FOLDERS"
 
 MEMORY_MODES = ("auto", "full", "model_offload", "group_offload", "fp8")
 SCHEDULERS = ("default", "euler", "euler_a", "ddim", "dpmpp_2m", "dpmpp_2m_karras", "unipc")
@@ -54,6 +57,7 @@ class ErrorCode:
     BACKEND_START_FAILED = "BACKEND_START_FAILED"
     BACKEND_CRASHED = "BACKEND_CRASHED"
     BACKEND_TIMEOUT = "BACKEND_TIMEOUT"
+    CANCELLED = "CANCELLED"  # the user cancelled the job (the backend sends a `cancelled` event)
 
 
 HINTS: dict[str, str] = {
@@ -88,6 +92,7 @@ HINTS: dict[str, str] = {
     ErrorCode.BACKEND_START_FAILED: "Check the backend Python and open the backend log.",
     ErrorCode.BACKEND_CRASHED: "Generate again to start a fresh backend; the log says why it died.",
     ErrorCode.BACKEND_TIMEOUT: "The backend stopped answering; generate again to restart it.",
+    ErrorCode.CANCELLED: "",
 }
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import queue
 import subprocess
 import sys
@@ -19,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
+
+from .environment import python_environment
 
 log = logging.getLogger("blender_t2i")
 
@@ -239,8 +240,8 @@ class CommandRun:
             self._done.set()
 
     def _run_one(self, command: list[str], log_file: IO[str]) -> int:
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-        env["PYTHONUNBUFFERED"] = "1"  # lines as they happen, not when pip exits
+        # PYTHONUNBUFFERED: lines as they happen, not when pip exits
+        env = python_environment([("PYTHONUNBUFFERED", "1")])
         try:
             self._process = subprocess.Popen(
                 command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

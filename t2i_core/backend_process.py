@@ -1,8 +1,9 @@
-"""The add-on's side of the backend: spawn the process, send requests, collect events.
+"""One backend process: spawn it, say hello, send requests, turn its stdout into events.
 
-No bpy here. A reader thread turns the backend's stdout lines into a queue; the caller (an
-operator on Blender's main thread) drains it: blocking in background mode, from a timer in the UI.
-A backend that exits is noticed (EOF on its stdout) and the next `get_client` starts a fresh one.
+No bpy here, and no waiting on jobs: the job queue (job_queue.py) owns the one BackendProcess
+of a Blender session and is the only thing that reads its events. A reader thread turns the
+backend's stdout lines into `events`; an exited backend posts EXITED there, so whoever drains
+the queue learns of a crash the same way whatever the timing.
 """
 
 from __future__ import annotations
@@ -14,19 +15,21 @@ import queue
 import subprocess
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from . import protocol
+from .environment import python_environment
 from .protocol import HINTS, ErrorCode
 
 log = logging.getLogger("blender_t2i")
 
-EXTENSION_ROOT = Path(__file__).resolve().parents[2]  # holds backend/ and blender_t2i/
-EXITED = "_exited"  # queue item the reader thread posts when the backend's stdout closes
+# The extension folder: it holds backend/ and blender_t2i/, which the backend imports.
+EXTENSION_ROOT = Path(__file__).resolve().parents[1]
+EXITED = "_exited"  # event the reader thread posts when the backend's stdout closes
 START_TIMEOUT_S = 300.0  # imports of torch + diffusers on a cold disk can take a while
+STOP_TIMEOUT_S = 10.0
 
 
 class BackendFailure(Exception):
@@ -37,6 +40,18 @@ class BackendFailure(Exception):
         self.code = code
         self.hint = HINTS.get(code, "") if hint is None else hint
 
+    @classmethod
+    def from_event(cls, event: dict[str, Any]) -> BackendFailure:
+        """The failure an `error` or `cancelled` event means."""
+        if event.get("type") == protocol.CANCELLED:
+            return cls.cancelled()
+        return cls(event.get("code", ErrorCode.GENERATION_FAILED),
+                   event.get("message", "generation failed"), event.get("hint"))
+
+    @classmethod
+    def cancelled(cls) -> BackendFailure:
+        return cls(ErrorCode.CANCELLED, "the job was cancelled")
+
     def report(self) -> str:
         return f"{self} ({self.hint})" if self.hint else str(self)
 
@@ -46,17 +61,16 @@ class BackendConfig:
     python: str
     cache_dir: Path
     log_path: Path
-    env: tuple[tuple[str, str], ...] = ()  # extra environment, e.g. the HF cache to read
+    env: tuple[tuple[str, str], ...] = ()  # extra environment: HF cache, model folders, ...
 
 
-class BackendClient:
+class BackendProcess:
     def __init__(self, config: BackendConfig):
         self.config = config
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
-        self.ready: dict[str, Any] = {}
+        self.ready: dict[str, Any] = {}  # the `ready` event, once accepted
         self.start_seconds = 0.0
         self.jobs_sent = 0
-        self.last_event: dict[str, Any] = {}  # the latest event of the job being waited for
         self._process: subprocess.Popen | None = None
         self._log: IO[bytes] | None = None
         self._launched = 0.0
@@ -67,17 +81,6 @@ class BackendClient:
 
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
-
-    def start(self, timeout: float = START_TIMEOUT_S) -> None:
-        """Launch and wait for the backend's `ready` (blocking: background mode and scripts)."""
-        self.launch()
-        try:
-            event = self._next_event(timeout, waiting_for="the backend to start")
-        except BackendFailure as exc:
-            if exc.code != ErrorCode.BACKEND_CRASHED:
-                raise
-            raise self.start_failure() from None
-        self.accept_ready(event)
 
     def launch(self) -> None:
         """Spawn the backend and say hello without waiting: its `ready` (or exit) arrives on
@@ -91,8 +94,9 @@ class BackendClient:
                                  "executable")
         self.config.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.config.log_path, "ab")  # noqa: SIM115 (lives as long as the process)
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-        env.update(self.config.env)
+        # The backend imports `backend` and `t2i_core` from the extension folder: say
+        # so explicitly rather than rely on the working directory alone.
+        env = python_environment([*self.config.env, ("PYTHONPATH", str(EXTENSION_ROOT))])
         self._launched = time.perf_counter()
         try:
             self._process = subprocess.Popen(
@@ -171,43 +175,7 @@ class BackendClient:
             f"the backend stopped unexpectedly (exit status {returncode}); "
             f"its log is {self.config.log_path}")
 
-    def _next_event(self, timeout: float | None, waiting_for: str) -> dict[str, Any]:
-        try:
-            event = self.events.get(timeout=timeout)
-        except queue.Empty:
-            self.stop()
-            raise BackendFailure(ErrorCode.BACKEND_TIMEOUT,
-                                 f"timed out after {timeout:.0f} s waiting for {waiting_for}") \
-                from None
-        if event["type"] == EXITED:
-            raise self.crash_failure(event["returncode"])
-        return event
-
-    def wait_for(self, job_id: str, on_event: Callable[[dict[str, Any]], None] | None = None,
-                 timeout: float | None = None) -> dict[str, Any]:
-        """Block until the job's result; raises BackendFailure on error, cancel or crash."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            event = self._next_event(remaining, waiting_for=f"job {job_id}")
-            if event.get("id") != job_id:
-                if event["type"] == protocol.ERROR and "id" not in event:
-                    log.error("backend error: %s", event.get("message"))
-                continue
-            self.last_event = event
-            if on_event is not None:
-                on_event(event)
-            kind = event["type"]
-            if kind == protocol.RESULT:
-                return event
-            if kind == protocol.ERROR:
-                raise BackendFailure(event.get("code", ErrorCode.GENERATION_FAILED),
-                                     event.get("message", "generation failed"),
-                                     event.get("hint"))
-            if kind == protocol.CANCELLED:
-                raise BackendFailure("CANCELLED", "the job was cancelled", "")
-
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
         """Ask the backend to shut down; kill it if it does not within `timeout`."""
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
@@ -226,43 +194,3 @@ class BackendClient:
         if self._log is not None:
             self._log.close()
             self._log = None
-
-
-_client: BackendClient | None = None
-
-
-def get_client(config: BackendConfig) -> BackendClient:
-    """The running backend for this Blender session, started (or restarted) as needed."""
-    global _client
-    if _client is not None and (_client.config != config or not _client.alive()):
-        _client.stop()
-        _client = None
-    if _client is None:
-        client = BackendClient(config)
-        client.start()
-        _client = client
-    return _client
-
-
-def current_client() -> BackendClient | None:
-    return _client
-
-
-def launch_client(config: BackendConfig) -> BackendClient:
-    """Like `get_client` but without waiting for `ready`: a running backend with the same
-    config is reused; otherwise a fresh one is launched (see BackendClient.launch)."""
-    global _client
-    if _client is not None and _client.config == config and _client.alive():
-        return _client
-    shutdown_client()
-    client = BackendClient(config)
-    client.launch()
-    _client = client
-    return client
-
-
-def shutdown_client() -> None:
-    global _client
-    if _client is not None:
-        _client.stop()
-        _client = None

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .png import write_bytes_atomic
+from .files import write_bytes_atomic
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1

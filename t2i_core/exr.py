@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .png import write_bytes_atomic
+from .files import write_bytes_atomic
 
 _MAGIC = b"\x76\x2f\x31\x01"
 _HALF, _FLOAT = 1, 2

@@ -1,0 +1,118 @@
+"""What a generate job is, independent of Blender: its settings, size rules, ids, and the one
+function that builds and validates the `generate` message.
+
+Every way of starting a job (panel, background operator, batch script, render handler) first
+gathers a JobSettings with everything applied (scene settings, preferences, batch options, a
+model of the user's own), then calls `build_request`, which validates last, so nothing can
+change a request after it was checked.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from . import protocol
+from .presets import FAMILY_INFO, RENDER, Preset, snap_size
+
+PREVIEW_DEFAULT = {"every": 1, "max_size": 256}
+_stem_counter = itertools.count()
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """Every setting one job is made from, after all of them have been applied."""
+
+    preset: Preset
+    prompt: str
+    negative_prompt: str
+    seed: int
+    steps: int
+    guidance: float
+    control_strength: float
+    size: tuple[int, int]
+    model: dict[str, Any] = field(default_factory=dict)  # {} = the preset's own model spec
+    memory_mode: str = "auto"
+    device: str = "auto"  # "auto" leaves the choice to the backend
+    use_render: bool = False  # send the colour render: img2img init or edit input picture
+    render_strength: float = 0.75
+    # step previews: {"every", "max_size"}, False for none, None for the backend's default
+    preview: dict[str, int] | bool | None = None
+
+    def model_spec(self) -> dict[str, Any]:
+        """The model spec sent: the user's own or the preset's, with the device choice."""
+        spec = dict(self.model or self.preset.model_spec())
+        if self.device != "auto":
+            spec["device"] = self.device
+        return spec
+
+    def but(self, **changes: Any) -> JobSettings:
+        return replace(self, **changes)
+
+
+def job_size(render_width: int, render_height: int, percentage: int, use_render_size: bool,
+             width: int, height: int, preset: Preset) -> tuple[int, int]:
+    """The generation size: the camera's render resolution (with its percentage) or the
+    user's own, snapped to the model's size multiple."""
+    if use_render_size:
+        width = render_width * percentage // 100
+        height = render_height * percentage // 100
+    if width <= 0 or height <= 0:
+        raise ValueError(f"the image size {width}x{height} is empty: set a width and height")
+    multiple = preset.size_multiple
+    return snap_size(width, multiple), snap_size(height, multiple)
+
+
+def new_job_stem(preset: Preset, seed: int) -> str:
+    """A file-name-safe, sortable stem shared by a job's depth and result files, unique in
+    this process (a counter) and across processes writing one folder (the process id)."""
+    now = time.time()
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    unique = f"{int(now * 1000) % 1000:03d}{os.getpid() % 1000:03d}{next(_stem_counter):04d}"
+    return f"{stamp}-{unique}_{preset.name}_s{seed}"
+
+
+def check_settings(settings: JobSettings) -> None:
+    """What can be checked before any capture: ValueError says which setting to fix.
+    build_request checks it again, with everything else, on the finished request."""
+    model = settings.model_spec()
+    family = FAMILY_INFO.get(str(model.get("family")))
+    if family is None:
+        raise ValueError(f"unknown model family '{model.get('family')}' (known: "
+                         f"{', '.join(FAMILY_INFO)})")
+    if settings.use_render and RENDER not in family.inputs:
+        raise ValueError(f"{family.label} takes no colour render: turn off Use Render")
+
+
+def build_request(job_id: str, settings: JobSettings, control_image: str, output_dir: str, *,
+                  init_image: str | None = None, depth_float: str | None = None,
+                  metadata: dict[str, str] | None = None) -> dict[str, Any]:
+    """The `generate` message for a job, validated: a ProtocolError or ValueError names the
+    setting to fix, here rather than in the backend."""
+    check_settings(settings)
+    if (init_image is not None) != settings.use_render:
+        raise ValueError("Use Render needs the colour render as init image, and only then")
+    model = settings.model_spec()
+    width, height = settings.size
+    message: dict[str, Any] = {
+        "type": protocol.GENERATE, "id": job_id, "model": model,
+        "prompt": settings.prompt, "negative_prompt": settings.negative_prompt,
+        "seed": settings.seed, "steps": settings.steps, "guidance": settings.guidance,
+        "control_strength": settings.control_strength, "width": width, "height": height,
+        "control_image": control_image, "output_dir": output_dir,
+        "memory_mode": settings.memory_mode,
+    }
+    if settings.preview is not None:
+        message["preview"] = settings.preview
+    if init_image is not None:
+        message["init_image"] = init_image
+        message["strength"] = settings.render_strength
+    if depth_float is not None:
+        message["depth_float"] = depth_float
+    if metadata:
+        message["metadata"] = dict(metadata)
+    protocol.parse_generate(message)  # fail here, with the field's name, not in the backend
+    return message
