@@ -15,7 +15,7 @@ from .scene_state import Restorer
 CAPTURE_MATERIAL = "T2I Depth Capture"
 PREVIEW_MATERIAL = "T2I Depth Preview"
 BLACK_WORLD = "T2I Depth Background"
-_SHADED_TYPES = {"MESH", "CURVE", "SURFACE", "META", "FONT"}
+SHADED_TYPES = {"MESH", "CURVE", "SURFACE", "META", "FONT"}
 
 
 def depth_material(name: str, encoded: bool) -> bpy.types.Material:
@@ -76,7 +76,7 @@ def assign_per_object(view_layer: bpy.types.ViewLayer,
     shared with other scenes keep their materials); returns what restore_per_object needs."""
     records: list[dict] = []
     for obj in view_layer.objects:
-        if obj.type not in _SHADED_TYPES or obj.data is None:
+        if obj.type not in SHADED_TYPES or obj.data is None:
             continue
         if len(obj.material_slots) == 0:
             # No slot to link at object level: give the data one, taken away afterwards.

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import protocol
-from .presets import FAMILY_INFO, RENDER, Preset, snap_size
+from .presets import DEPTH_FLOAT, FAMILY_INFO, RENDER, FamilyInfo, Preset, snap_size
 
 PREVIEW_DEFAULT = {"every": 1, "max_size": 256}
 _stem_counter = itertools.count()
@@ -75,14 +75,23 @@ def new_job_stem(preset: Preset, seed: int) -> str:
     return f"{stamp}-{unique}_{preset.name}_s{seed}"
 
 
+def family_info(settings: JobSettings) -> FamilyInfo:
+    """The model family the job runs; ValueError names the known ones."""
+    name = str(settings.model_spec().get("family"))
+    if name not in FAMILY_INFO:
+        raise ValueError(f"unknown model family '{name}' (known: {', '.join(FAMILY_INFO)})")
+    return FAMILY_INFO[name]
+
+
+def takes_float_depth(settings: JobSettings) -> bool:
+    """The family reads the capture's float depth beside the 8-bit map (SD 2 depth2img)."""
+    return DEPTH_FLOAT in family_info(settings).inputs
+
+
 def check_settings(settings: JobSettings) -> None:
     """What can be checked before any capture: ValueError says which setting to fix.
     build_request checks it again, with everything else, on the finished request."""
-    model = settings.model_spec()
-    family = FAMILY_INFO.get(str(model.get("family")))
-    if family is None:
-        raise ValueError(f"unknown model family '{model.get('family')}' (known: "
-                         f"{', '.join(FAMILY_INFO)})")
+    family = family_info(settings)
     if settings.use_render and RENDER not in family.inputs:
         raise ValueError(f"{family.label} takes no colour render: turn off Use Render")
 

@@ -87,9 +87,12 @@ def prepare_job(scene: bpy.types.Scene, folder: Path, settings: JobSettings,
     if settings.use_render:
         init_image = str(render_colour(scene, settings.size, folder / f"{stem}_render.png"))
     depth_range = (control.depth_range.near, control.depth_range.far)
+    depth_float = None  # SD 2 depth2img reads the float map the capture wrote
+    if job_request.takes_float_depth(settings) and control.path_exr is not None:
+        depth_float = str(control.path_exr)
     request = job_request.build_request(
         stem, settings, str(control.path), str(folder), init_image=init_image,
-        metadata=addon_png_text(settings.preset.name, depth_range))
+        depth_float=depth_float, metadata=addon_png_text(settings.preset.name, depth_range))
     record = JobRecord.from_request(parse_generate(request), settings.preset.name, depth_range)
     return PreparedJob(stem=stem, settings=settings, control=control, request=request,
                        record=record, folder=folder)

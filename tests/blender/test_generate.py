@@ -13,7 +13,7 @@ import bpy
 import numpy as np
 import pytest
 
-from devtools.scenes import add_camera, add_plane
+from devtools.scenes import add_box, add_camera, add_plane
 
 
 def _settings(scene, **values):
@@ -180,3 +180,22 @@ def test_choosing_an_edit_model_turns_on_use_render(scene):
     assert scene.t2i.use_render
     scene.t2i.model_preset = "tiny-sd15-depth"
     assert not scene.t2i.use_render
+
+
+def test_sd2_depth2img_jobs_carry_the_captures_float_depth(addon, scene, backend, tmp_path):
+    """The float map the capture writes reaches SD 2 depth2img with the job; other families
+    get the 8-bit map only."""
+    add_camera(scene)
+    add_plane(scene)
+    add_box(scene, 1.0, (0.0, 0.0, 0.5))
+    _settings(scene, use_render_size=False, width=64, height=64, steps=2)
+    scene_job = addon.blender_t2i.generation.scene_job
+    sd2 = scene_job.job_settings(scene, model={"family": "sd2_depth2img", "base": "tiny"})
+    job = scene_job.prepare_job(scene, tmp_path, sd2)
+    assert job.request["depth_float"] == str(job.control.path_exr)
+    assert Path(job.request["depth_float"]).is_file()
+    sd15 = scene_job.prepare_job(scene, tmp_path, scene_job.job_settings(scene))
+    assert "depth_float" not in sd15.request
+    config = addon.blender_t2i.scene.preferences.backend_config(bpy.context)
+    result = addon.t2i_core.job_queue.get_job_queue().submit(job.request, config).wait(600)
+    assert Path(result["paths"][0]).is_file()
