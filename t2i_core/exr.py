@@ -26,6 +26,7 @@ _LINES_PER_BLOCK = 16
 # What the reader takes: compression -> scanlines per block; pixel type -> numpy dtype.
 _READ_COMPRESSIONS = {0: 1, 2: 1, _ZIP_COMPRESSION: _LINES_PER_BLOCK}  # NONE, ZIPS, ZIP
 _READ_PIXEL_TYPES = {_HALF: np.dtype("<f2"), _FLOAT: np.dtype("<f4")}
+_COMPRESSION_NAMES = {1: "RLE", 4: "PIZ", 5: "PXR24", 6: "B44", 7: "B44A", 8: "DWAA", 9: "DWAB"}
 _SINGLE_PART_FLAGS = 0x200 | 0x800 | 0x1000  # tiled, deep, multi-part: none of them read here
 MAX_SIDE = 16384  # larger files are refused before anything is allocated
 
@@ -126,8 +127,9 @@ def decode_exr(data: bytes) -> dict[str, np.ndarray]:
     compression = header["compression"][1][:1]
     lines_per_block = _READ_COMPRESSIONS.get(compression[0]) if compression else None
     if lines_per_block is None:
-        raise ValueError(f"compression {compression.hex() or '?'} is not read here (only none, "
-                         f"ZIPS or ZIP)")
+        name = _COMPRESSION_NAMES.get(compression[0], "unknown") if compression else "missing"
+        raise ValueError(f"{name} compression is not read here: save the EXR with ZIP, ZIPS or "
+                         f"no compression")
     channels = _channel_list(header["channels"][1])
     window = header["dataWindow"][1]
     if len(window) != 16:

@@ -19,9 +19,10 @@ BLOCK = 16  # the sub-quantum pattern's cells: coarser than the 8x8-pixel latent
 
 @pytest.fixture(scope="module")
 def capture(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """One 8-bit control image (inverse encoding, auto range) and two planar-Z EXRs that both
-    encode to exactly that image: a floor from 2 m to 10 m under an empty sky, and the same
-    floor moved by less than one grey level, nearer and farther in a checkerboard."""
+    """Pairs of planar-Z EXRs that encode to one 8-bit control image (inverse encoding):
+    - a floor from 2 m to 10 m under an empty sky (auto range), and the same floor moved by
+      less than one grey level, nearer and farther in a checkerboard;
+    - that floor before a back wall at 30 m or at 60 m, beyond a manual 2-10 m range."""
     folder = tmp_path_factory.mktemp("capture")
     rows = np.arange(SIZE)[:, None] * np.ones(SIZE)
     z = np.where(rows < 12, encode.BACKGROUND_Z, 10.0 - 8.0 * (rows - 12) / (SIZE - 13))
@@ -41,6 +42,15 @@ def capture(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for name, planar in (("floor", z), ("moved", moved)):
         paths[name] = exr.write_grey_exr(folder / f"{name}_depth.exr",
                                          encode.z_for_file(planar, background))
+    # A manual range that ends before the back wall: at 30 m or at 60 m it is black either way.
+    manual = encode.DepthRange(near=2.0, far=10.0)
+    walls = {name: np.where(rows < 12, wall, z) for name, wall in (("wall30", 30.0),
+                                                                   ("wall60", 60.0))}
+    wall_codes = [encode.to_uint8(encode.encode_depth(w, w > 1e9, manual)) for w in walls.values()]
+    assert np.array_equal(*wall_codes) and (wall_codes[0][:12] == 0).all()
+    paths["wall_control"] = write_png(folder / "wall_depth.png", wall_codes[0])
+    for name, planar in walls.items():
+        paths[name] = exr.write_grey_exr(folder / f"{name}_depth.exr", planar.astype(np.float32))
     return paths
 
 
@@ -61,11 +71,18 @@ def _result(backend, job) -> bytes:
     return Path(final["paths"][0]).read_bytes()
 
 
-def test_float_maps_with_one_8bit_image_give_different_sd2_results(backend, sd2_job, capture):
-    floor = _result(backend, sd2_job(depth_float=str(capture["floor"])))
-    moved = _result(backend, sd2_job(depth_float=str(capture["moved"])))
-    assert floor != moved
-    assert _result(backend, sd2_job(depth_float=str(capture["floor"]))) == floor
+@pytest.mark.parametrize(("control", "first", "second"), [
+    ("control", "floor", "moved"), ("wall_control", "wall30", "wall60")],
+    ids=["within one grey level", "beyond the range"])
+def test_float_maps_with_one_8bit_image_give_different_sd2_results(backend, sd2_job, capture,
+                                                                   control, first, second):
+    def run(name: str) -> bytes:
+        return _result(backend, sd2_job(control_image=str(capture[control]),
+                                        depth_float=str(capture[name])))
+
+    result = run(first)
+    assert run(second) != result
+    assert run(first) == result
 
 
 def test_sd2_with_the_float_depth_differs_from_the_8bit_control_image_alone(backend, sd2_job,

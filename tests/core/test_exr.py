@@ -70,7 +70,7 @@ def test_corrupt_compressed_data_is_a_value_error(where):
     (lambda d: b"\x89PNG" + d[4:], "magic"),
     (lambda d: d[:4] + struct.pack("<i", 2 | 0x200) + d[8:], "scanline"),
     (lambda d: d.replace(b"compression\0compression\0\x01\0\0\0\x03",
-                         b"compression\0compression\0\x01\0\0\0\x04"), "compression"),
+                         b"compression\0compression\0\x01\0\0\0\x04"), "PIZ compression"),
 ])
 def test_layouts_it_does_not_read_are_named(change, message):
     data = exr.encode_exr({"R": _depth((4, 4))})
