@@ -16,7 +16,7 @@ TINY_SD15_DEPTH = "tiny-sd15-depth"
 TINY = "tiny"  # a weights value meaning "the backend's own tiny random model for this family"
 
 # What a family can take: the depth control image (always sent), the colour render (as init or
-# input picture), a float depth array (.npy) and extra reference pictures.
+# input picture), the capture's float depth (its EXR, or a .npy) and extra reference pictures.
 DEPTH, RENDER, DEPTH_FLOAT, REFERENCES = "depth", "render", "depth_float", "references"
 
 

@@ -156,7 +156,9 @@ class GenerateRequest:
     # Optional, added after protocol 1 shipped (older add-ons simply omit them):
     strength: float | None = None  # img2img denoise strength when init_image is given
     reference_images: tuple[str, ...] = ()  # edit/reference families; default: render/depth
-    depth_float: str | None = None  # .npy float32 (H, W) depth, larger = nearer (SD2 depth2img)
+    # SD 2 depth2img's float depth: the capture's <stem>_depth.exr (planar Z in metres), or a
+    # .npy float32 (H, W) array, larger = nearer
+    depth_float: str | None = None
     loras: tuple[LoraSpec, ...] = ()
     memory_mode: str = "auto"
     scheduler: str = "default"
