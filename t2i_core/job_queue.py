@@ -342,6 +342,10 @@ class JobQueue:
         self.status = Status.READY
         job.start_seconds, self._start_seconds = self._start_seconds, 0.0
         if kind == protocol.RESULT:
+            forged = _result_problem(job, event)
+            if forged:  # never load a file the job did not ask for
+                return [Update(UpdateKind.FAILED, job, event, error=BackendFailure(
+                    ErrorCode.GENERATION_FAILED, f"the backend's result for {job.id} {forged}"))]
             self._loaded_model = _model_key(job.request)
             return [Update(UpdateKind.RESULT, job, event)]
         failure = BackendFailure.from_event(event)
@@ -390,6 +394,17 @@ class JobQueue:
 
 def _model_key(request: dict[str, Any]) -> str:
     return json.dumps(request.get("model"), sort_keys=True)
+
+
+def _result_problem(job: JobHandle, event: dict[str, Any]) -> str:
+    """Why a `result` event cannot be trusted ("" if it can): it must name files inside the
+    job folder the request gave."""
+    paths = event.get("paths")
+    if not isinstance(paths, list) or not paths or not all(isinstance(p, str) for p in paths):
+        return f"names no result file ({paths!r})"
+    folder = Path(job.request["output_dir"]).resolve()
+    outside = [p for p in paths if not Path(p).resolve().is_relative_to(folder)]
+    return f"names files outside its job folder {folder}: {outside}" if outside else ""
 
 
 def _latest_progress_only(updates: list[Update]) -> list[Update]:

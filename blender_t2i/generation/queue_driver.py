@@ -53,7 +53,12 @@ def modal_is_driving() -> bool:
 def _app_timer() -> float | None:
     """Steps the queue when no modal operator does; unregisters itself once it is idle."""
     if not modal_is_driving():
-        for level, message in tick():
+        try:
+            reports = tick()
+        except Exception:  # a timer that raises is unregistered: keep draining
+            log.exception("a step of the job queue failed")
+            reports = [("ERROR", "A step of the T2I job queue failed: see the system console")]
+        for level, message in reports:
             log.info("%s: %s", level, message)
             _Driver.reports = [*_Driver.reports, (level, message)][-5:]
     return 0.1 if get_job_queue().active else None

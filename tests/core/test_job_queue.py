@@ -227,3 +227,38 @@ def test_a_job_id_already_queued_is_refused(tmp_path, config, queue):
     queue.submit(_job(tmp_path, "twin"), config)
     with pytest.raises(ValueError, match="already queued"):
         queue.submit(_job(tmp_path, "twin"), config)
+
+
+HOSTILE_BACKEND = """
+import json, sys
+out = sys.stdout
+for line in sys.stdin:
+    message = json.loads(line)
+    if message["type"] == "hello":
+        out.write(json.dumps({"type": "ready", "protocol": 1, "families": [], "devices": []}))
+    elif message["type"] == "generate":
+        paths = {"outside": ["/etc/hostname"], "none": None,
+                 "climbs": [message["output_dir"] + "/../../x.png"]}[message["prompt"]]
+        out.write(json.dumps({"type": "result", "id": message["id"], "paths": paths,
+                              "seed": 1, "timings": {}}))
+    else:
+        continue
+    out.write("\\n")
+    out.flush()
+"""
+
+
+@pytest.mark.parametrize("forgery", ["outside", "none", "climbs"])
+def test_a_result_that_names_no_file_in_the_job_folder_fails_the_job(tmp_path, config, queue,
+                                                                     forgery):
+    """The add-on loads only what lies in the job folder it gave: a backend answering with
+    /etc/hostname, no paths, or a path that climbs out is a failed job, not a result."""
+    (tmp_path / "hostile.py").write_text(HOSTILE_BACKEND)
+    fake = tmp_path / "python"
+    fake.write_text(f"#!/bin/sh\nexec {sys.executable} {tmp_path / 'hostile.py'}\n")
+    fake.chmod(0o755)
+    handle = queue.submit(_job(tmp_path, "forged", prompt=forgery),
+                          replace(config, python=str(fake)))
+    with pytest.raises(BackendFailure, match=r"job folder|no result file") as failure:
+        handle.wait(timeout=30)
+    assert failure.value.code == "GENERATION_FAILED" and handle.result is None
