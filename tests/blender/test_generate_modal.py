@@ -184,3 +184,18 @@ def test_random_seed_gives_each_job_a_new_seed_and_keeps_it(t2i):
 
 def test_cancel_without_a_job_says_there_is_nothing_to_cancel(t2i):
     assert bpy.ops.t2i.cancel_generate() == {"CANCELLED"}
+
+
+def test_an_exception_in_the_app_timer_is_reported_and_the_timer_keeps_going(
+        addon, t2i, monkeypatch):
+    driver = addon.blender_t2i.generation.queue_driver
+
+    def broken_tick(*_args, **_kwargs):
+        raise RuntimeError("a bug in a step")
+
+    monkeypatch.setattr(driver, "tick", broken_tick)
+    monkeypatch.setattr(driver._Driver, "modal_tick", 0.0)  # no modal: the app timer drives
+    t2i.submit.submit(bpy.context)  # something to drain
+    assert driver._app_timer() == 0.1  # still registered (a timer that raises is dropped)
+    assert driver.recent_reports()[-1][0] == "ERROR"
+    assert "job queue failed" in driver.recent_reports()[-1][1]
