@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue
 import re
 import threading
@@ -436,7 +437,14 @@ def _set_vae_tiling(pipe: Any, enabled: bool) -> None:
         vae.disable_tiling()
 
 
+def _regular_file(path: str, what: str) -> None:
+    """Refuse FIFOs, devices and folders before opening: reading one could block forever."""
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise BackendError(ErrorCode.BAD_REQUEST, f"{what} '{path}' is not a regular file")
+
+
 def _read_rgb(path: str, what: str, size: tuple[int, int] | None) -> Image.Image:
+    _regular_file(path, what)
     try:
         with Image.open(path) as image:
             rgb = image.convert("RGB")
@@ -454,6 +462,7 @@ def _read_depth_float(path: str, size: tuple[int, int]) -> np.ndarray:
     """The job's float depth as (H, W) float32, larger = nearer: the capture's `.exr` (planar Z
     in metres) turned into inverse depth, or a `.npy` array taken as it is."""
     is_exr = Path(path).suffix.lower() == ".exr"
+    _regular_file(path, "depth file")
     try:
         depth = exr.read_grey_exr(path) if is_exr else np.load(path, allow_pickle=False)
     except FileNotFoundError:

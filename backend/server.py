@@ -57,13 +57,15 @@ class Server:
         self.cache_dir = cache_dir
         self._jobs: queue.Queue[Any] = queue.Queue()
         self._cancelled: set[str] = set()
+        self._open: set[str] = set()  # ids queued or running (guarded by _cancel_lock)
         self._cancel_lock = threading.Lock()
         self._worker = threading.Thread(target=self._work, name="t2i-jobs", daemon=True)
         self._runner: Any = None  # backend.runner.Runner, imported lazily (torch import is slow)
 
     # --- main thread -----------------------------------------------------------------------
 
-    def serve(self, stdin: IO[str]) -> None:
+    def serve(self, stdin: IO[bytes]) -> None:
+        """Serve request lines read as bytes: a bad byte is one bad request, not a crash."""
         self._worker.start()
         for line in stdin:
             if not line.strip():
@@ -76,7 +78,7 @@ class Server:
         self._worker.join(timeout=30)
         self.events.send({"type": protocol.BYE})
 
-    def _handle_line(self, line: str) -> bool:
+    def _handle_line(self, line: bytes | str) -> bool:
         """Handle one request line; False means stop serving."""
         try:
             message = protocol.decode(line)
@@ -95,6 +97,14 @@ class Server:
                 request = protocol.parse_generate(message)
             except protocol.ProtocolError as exc:
                 self.events.send(protocol.error_event(exc.code, str(exc), exc.job_id))
+                return True
+            with self._cancel_lock:
+                duplicate = request.id in self._open
+                self._open.add(request.id)
+            if duplicate:  # its files would overwrite the other job's
+                self.events.send(protocol.error_event(
+                    ErrorCode.BAD_REQUEST, f"generate: a job '{request.id}' is already queued "
+                    "or running", request.id))
                 return True
             self._jobs.put(request)
             self.events.send({"type": protocol.ACCEPTED, "id": request.id,
@@ -148,6 +158,13 @@ class Server:
             self._run_job(item)
 
     def _run_job(self, request: protocol.GenerateRequest) -> None:
+        try:
+            self._run_one(request)
+        finally:
+            with self._cancel_lock:
+                self._open.discard(request.id)
+
+    def _run_one(self, request: protocol.GenerateRequest) -> None:
         job_id = request.id
         if self.is_cancelled(job_id):
             self.events.send({"type": protocol.CANCELLED, "id": job_id})
@@ -196,5 +213,5 @@ def main(cache_dir: Path) -> int:
     events = EventWriter(claim_stdout())
     server = Server(events, cache_dir)
     log.info("backend %d serving (cache %s)", os.getpid(), cache_dir)
-    server.serve(sys.stdin)
+    server.serve(sys.stdin.buffer)
     return 0

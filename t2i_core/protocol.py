@@ -8,6 +8,8 @@ types, error codes and request validation both sides use.
 from __future__ import annotations
 
 import json
+import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,11 +112,26 @@ def encode(message: dict[str, Any]) -> str:
     return json.dumps(message, separators=(",", ":"), allow_nan=False) + "\n"
 
 
-def decode(line: str) -> dict[str, Any]:
+MAX_LINE = 1 << 20  # a request or event longer than 1 MiB is refused unread
+
+
+def decode(line: str | bytes) -> dict[str, Any]:
+    """One line as a message; ProtocolError for anything else (bad UTF-8, bad or too deeply
+    nested JSON, an oversized line), never another exception."""
+    if len(line) > MAX_LINE:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"a line longer than {MAX_LINE} bytes")
+    if isinstance(line, bytes):
+        try:
+            line = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ProtocolError(ErrorCode.BAD_REQUEST, f"not valid UTF-8: {exc.reason} at "
+                                f"byte {exc.start}") from None
     try:
         message = json.loads(line)
     except json.JSONDecodeError as exc:
         raise ProtocolError(ErrorCode.BAD_REQUEST, f"not valid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "JSON nested too deeply") from None
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
         raise ProtocolError(ErrorCode.BAD_REQUEST, "a message must be an object with a 'type'")
     return message
@@ -212,8 +229,13 @@ def parse_generate(message: dict[str, Any]) -> GenerateRequest:
             raise ProtocolError(ErrorCode.BAD_REQUEST,
                                 f"generate: '{name}' has the wrong type", job_id)
         values[name] = value
-    if not values["id"]:
-        raise ProtocolError(ErrorCode.BAD_REQUEST, "generate: 'id' is empty")
+    if not _safe_file_stem(values["id"]):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "generate: 'id' names the result file, so it "
+                            "must be a plain file name (no folders, no '..', at most 200 "
+                            "characters)", job_id)
+    if not values["output_dir"] or not os.path.isabs(values["output_dir"]):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "generate: 'output_dir' must be an absolute "
+                            "folder", job_id)
     for side in ("width", "height"):
         if not 8 <= values[side] <= MAX_SIDE:
             raise ProtocolError(ErrorCode.BAD_REQUEST,
@@ -223,8 +245,11 @@ def parse_generate(message: dict[str, Any]) -> GenerateRequest:
                             job_id)
     if not 0 <= values["seed"] < 2**32:
         raise ProtocolError(ErrorCode.BAD_REQUEST, "generate: 'seed' must be 0..2^32-1", job_id)
-    values["guidance"] = float(values["guidance"])
-    values["control_strength"] = float(values["control_strength"])
+    for name in ("guidance", "control_strength"):
+        values[name] = float(values[name])
+        if not (math.isfinite(values[name]) and values[name] >= 0):
+            raise ProtocolError(ErrorCode.BAD_REQUEST, f"generate: '{name}' must be a finite "
+                                "number >= 0", job_id)
     if values["strength"] is not None:
         values["strength"] = float(values["strength"])
         if not 0.0 < values["strength"] <= 1.0:
@@ -254,12 +279,20 @@ def parse_generate(message: dict[str, Any]) -> GenerateRequest:
     return GenerateRequest(**values)
 
 
+def _safe_file_stem(name: str) -> bool:
+    """A name that is one file in the job folder: no separators, no '..', no control chars."""
+    return (0 < len(name) <= 200 and name not in (".", "..") and not name.startswith(".")
+            and not any(c in name for c in "/\\:") and name.isprintable())
+
+
 def _parse_lora(item: Any, job_id: str | None) -> LoraSpec:
     if isinstance(item, str) and item:
         return LoraSpec(item)
     if isinstance(item, dict) and isinstance(item.get("path"), str) and item["path"]:
         weight = item.get("weight", 1.0)
-        if isinstance(weight, (int, float)) and not isinstance(weight, bool):
+        if (isinstance(weight, (int, float)) and not isinstance(weight, bool)
+                and math.isfinite(weight)):
             return LoraSpec(item["path"], float(weight))
     raise ProtocolError(ErrorCode.BAD_REQUEST,
-                        "generate: each of 'loras' must be a path or {path, weight}", job_id)
+                        "generate: each of 'loras' must be a path or {path, weight} with a "
+                        "finite weight", job_id)

@@ -237,8 +237,12 @@ for line in sys.stdin:
     if message["type"] == "hello":
         out.write(json.dumps({"type": "ready", "protocol": 1, "families": [], "devices": []}))
     elif message["type"] == "generate":
+        if message["prompt"] == "garbage first":  # unreadable lines, then a good result
+            out.buffer.write(b"[" * 100000 + b"\\n" + b"\\xff\\xfe\\n")
+            out.flush()
         paths = {"outside": ["/etc/hostname"], "none": None,
-                 "climbs": [message["output_dir"] + "/../../x.png"]}[message["prompt"]]
+                 "climbs": [message["output_dir"] + "/../../x.png"],
+                 "garbage first": [message["output_dir"] + "/ok.png"]}[message["prompt"]]
         out.write(json.dumps({"type": "result", "id": message["id"], "paths": paths,
                               "seed": 1, "timings": {}}))
     else:
@@ -262,3 +266,14 @@ def test_a_result_that_names_no_file_in_the_job_folder_fails_the_job(tmp_path, c
     with pytest.raises(BackendFailure, match=r"job folder|no result file") as failure:
         handle.wait(timeout=30)
     assert failure.value.code == "GENERATION_FAILED" and handle.result is None
+
+
+def test_unreadable_event_lines_are_skipped_and_the_job_still_finishes(tmp_path, config, queue):
+    """A 100,000-bracket line and invalid UTF-8 on the event stream do not kill the reader."""
+    (tmp_path / "hostile.py").write_text(HOSTILE_BACKEND)
+    fake = tmp_path / "python"
+    fake.write_text(f"#!/bin/sh\nexec {sys.executable} {tmp_path / 'hostile.py'}\n")
+    fake.chmod(0o755)
+    handle = queue.submit(_job(tmp_path, "noisy", prompt="garbage first"),
+                          replace(config, python=str(fake)))
+    assert handle.wait(timeout=30)["paths"][0].endswith("ok.png")
