@@ -85,7 +85,7 @@ def main() -> int:
         core.batch.runner.run(scene, options, say=lambda line: None)
         batch = time.perf_counter() - started
     finally:
-        pure.job_queue.reset_job_queue()
+        pure.job_queue.reset_job_queue(wait=True)
         shutil.rmtree(scratch, ignore_errors=True)
     ratio = batch / (args.frames * single)
     threads = args.backend_threads or "all"

@@ -65,7 +65,7 @@ def main() -> int:
         record["blender"] = bpy.app.version_string
         (out / "run.json").write_text(json.dumps(record, indent=2) + "\n")
     finally:
-        sys.modules[module].t2i_core.job_queue.reset_job_queue()
+        sys.modules[module].t2i_core.job_queue.reset_job_queue(wait=True)
         shutil.rmtree(scratch, ignore_errors=True)
     timings = record["timings"]
     print(f"demo: {out}/sheet.png  (capture {timings['capture']:.2f} s, backend start "

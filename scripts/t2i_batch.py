@@ -17,6 +17,7 @@ scene/extension problem.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import json
 import os
@@ -144,7 +145,7 @@ def main() -> int:
         text = exc.report() if isinstance(exc, backend_failure) else str(exc)
         return fail(text, EXIT_FAILED)
     finally:
-        pure.job_queue.reset_job_queue()  # stops the backend
+        pure.job_queue.reset_job_queue(wait=True)  # the backend is gone when we exit
     if options.dry_run:
         print("t2i_batch: dry run, nothing generated", flush=True)
     else:
@@ -177,8 +178,8 @@ def _options(args: argparse.Namespace, scene, plan, batch, core, bpy):
             raise plan.PlanError("--model needs at least a \"family\"")
     config = core.scene.preferences.backend_config(bpy.context)
     if args.backend_python:
-        config = type(config)(python=os.path.abspath(args.backend_python),
-                              cache_dir=config.cache_dir, log_path=config.log_path)
+        # only the interpreter changes: the HF cache and model folders stay
+        config = dataclasses.replace(config, python=os.path.abspath(args.backend_python))
     return batch.BatchOptions(
         frames=frames, out=plan.OutputPattern.parse(bpy.path.abspath(args.out)),
         backend=config, prompt=args.prompt, negative=args.negative,

@@ -175,8 +175,10 @@ class BackendProcess:
             f"the backend stopped unexpectedly (exit status {returncode}); "
             f"its log is {self.config.log_path}")
 
-    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
-        """Ask the backend to shut down; kill it if it does not within `timeout`."""
+    def stop(self, timeout: float = STOP_TIMEOUT_S, wait: bool = True) -> None:
+        """Ask the backend to shut down (closing its stdin, which alone makes it exit) and
+        kill it if it has not within `timeout`. With wait=False that waiting happens on a
+        thread, so Blender's main thread never waits for a backend to finish."""
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
             try:
@@ -185,12 +187,22 @@ class BackendProcess:
                 process.stdin.close()
             except (BrokenPipeError, OSError):
                 pass  # already gone: nothing to ask
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("backend %s did not exit; killing it", process.pid)
-                process.kill()
-                process.wait()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        log_file, self._log = self._log, None
+        if not wait:
+            threading.Thread(target=_reap, args=(process, log_file, timeout),
+                             name="t2i-backend-stop", daemon=True).start()
+            return
+        _reap(process, log_file, timeout)
+
+
+def _reap(process: subprocess.Popen | None, log_file: IO[bytes] | None, timeout: float) -> None:
+    """Wait for a backend told to stop; kill it after `timeout`; close its log."""
+    if process is not None and process.poll() is None:
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("backend %s did not exit; killing it", process.pid)
+            process.kill()
+            process.wait()
+    if log_file is not None:
+        log_file.close()

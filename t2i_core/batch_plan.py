@@ -20,9 +20,9 @@ from .files import write_bytes_atomic
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
-# Settings that change what a frame looks like: resuming with different ones would mix shots.
-RESUME_KEYS = ("model", "negative_prompt", "steps", "guidance", "strength", "size",
-               "depth_range", "seed", "seed_mode", "init")
+# The run settings that do not change what a frame looks like; every other one does, and
+# resuming with a different value would mix two shots in one folder.
+RUN_ONLY_KEYS = ("blend", "frames")
 
 
 class PlanError(ValueError):
@@ -147,7 +147,8 @@ class Manifest:
         except (ValueError, KeyError, TypeError):
             raise PlanError(f"--resume: {manifest.path} is unreadable; move it away to start "
                             "over") from None
-        changed = [key for key in RESUME_KEYS if old_settings.get(key) != settings.get(key)]
+        keys = sorted((set(old_settings) | set(settings)) - set(RUN_ONLY_KEYS))
+        changed = [key for key in keys if old_settings.get(key) != settings.get(key)]
         if changed:
             raise PlanError(f"--resume: {', '.join(changed)} differ from the run in "
                             f"{folder}; use another --out or drop --resume")

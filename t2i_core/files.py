@@ -8,6 +8,21 @@ import tempfile
 from pathlib import Path
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it is to set it: put it straight back
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()  # read once, at import: os.umask is process-wide
+
+
+def give_user_mode(path: str | os.PathLike) -> None:
+    """The permissions a plain `open()` would have given (0644 under umask 022): mkstemp
+    makes 0600 files that other users of a farm or a shared drive could not read."""
+    os.chmod(path, 0o666 & ~_UMASK)
+
+
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -15,6 +30,7 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+        give_user_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -249,14 +249,15 @@ class JobQueue:
         self._launched_at = time.monotonic()
         self.status, self.message = Status.STARTING, ""
 
-    def stop(self) -> None:
-        """Cancel everything and shut the backend down."""
+    def stop(self, wait: bool = False) -> None:
+        """Cancel everything and shut the backend down: at once, the process is reaped on a
+        thread (wait=True: here, e.g. at the end of a batch run)."""
         self.cancel()
         if self.current is not None:
             self._outbox.append(Update(UpdateKind.CANCELLED, self.current,
                                        error=BackendFailure.cancelled()))
         self.current = None
-        self._drop_process()
+        self._drop_process(wait)
         self.status, self.message = Status.STOPPED, ""
 
     def cancel(self, job: JobHandle | None = None) -> None:
@@ -385,11 +386,11 @@ class JobQueue:
     def _jobs(self) -> list[JobHandle]:
         return ([self.current] if self.current is not None else []) + list(self.pending)
 
-    def _drop_process(self) -> None:
+    def _drop_process(self, wait: bool = False) -> None:
         process, self._process = self._process, None
         self._loaded_model = ""
         if process is not None:
-            process.stop()
+            process.stop(wait=wait)
 
 
 def _model_key(request: dict[str, Any]) -> str:
@@ -436,9 +437,10 @@ def get_job_queue() -> JobQueue:
     return _jobs
 
 
-def reset_job_queue() -> None:
-    """Stop the backend and forget the queue (add-on unregister, end of a batch run)."""
+def reset_job_queue(wait: bool = False) -> None:
+    """Stop the backend and forget the queue (add-on unregister; a batch run's end waits for
+    the process to be gone)."""
     global _jobs
     if _jobs is not None:
-        _jobs.stop()
+        _jobs.stop(wait)
         _jobs = None

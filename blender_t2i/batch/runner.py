@@ -85,9 +85,11 @@ def depth_options(scene: bpy.types.Scene, options: BatchOptions) -> DepthOptions
 
 def run_settings(scene: bpy.types.Scene, options: BatchOptions,
                  depth: DepthOptions) -> dict[str, Any]:
-    """What the manifest records of the run (and what `--resume` compares)."""
+    """What the manifest records of the run. `--resume` compares all of it but what only says
+    which run it was (batch_plan.RUN_ONLY_KEYS), so a setting added here counts at once."""
     settings = scene.t2i
     preset, size = scene_job.preset_and_size(scene)
+    base = scene_job.job_settings(scene)  # the preferences' device and memory mode too
     return {
         "blend": bpy.data.filepath, "scene": scene.name, "frames": options.frames,
         "model": options.model or preset.model_spec(), "prompt": settings.prompt,
@@ -99,7 +101,10 @@ def run_settings(scene: bpy.types.Scene, options: BatchOptions,
         "depth_range": {"policy": depth.range_policy.lower(),
                         "range": list(depth.locked or depth.manual)
                         if depth.range_policy in ("LOCKED", "MANUAL") else None},
-        "encoding": depth.encoding.lower(), "init": options.init,
+        "encoding": depth.encoding.lower(),
+        "capture": f"{depth.capture_path.lower()}/{depth.capture_engine.lower()}",
+        "init": options.init, "render_strength": round(settings.render_strength, 6),
+        "memory_mode": base.memory_mode, "device": base.device,
     }
 
 

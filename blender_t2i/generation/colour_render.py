@@ -13,6 +13,7 @@ from pathlib import Path
 import bpy
 
 from ...compositor.scene_state import remove_new_render_result_on_restore, restoring
+from ...t2i_core.files import give_user_mode
 from .render_hooks import own_renders
 
 
@@ -30,6 +31,7 @@ def render_colour(scene: bpy.types.Scene, size: tuple[int, int], path: Path) -> 
             restorer.set_if_present(settings, media_type="IMAGE")  # 5.x: before file_format
             restorer.set_many(settings, file_format="PNG", color_mode="RGB", color_depth="8")
             bpy.ops.render.render(write_still=True, scene=scene.name)
+        give_user_mode(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -16,8 +16,16 @@ PREVIEW_IMAGE = "T2I Preview"  # the running job's step previews
 DEFAULT_OUTPUT_DIR = "//t2i/"
 
 
+_session_temp: Path | None = None
+
+
 def _temp_folder() -> Path:
-    return Path(tempfile.gettempdir()) / "blender_t2i"
+    """This session's own folder for unsaved files: made by mkdtemp (0700, a new name each
+    session), not a fixed /tmp path another user could create or link first."""
+    global _session_temp
+    if _session_temp is None or not _session_temp.is_dir():
+        _session_temp = Path(tempfile.mkdtemp(prefix="blender_t2i-"))
+    return _session_temp
 
 
 def output_folder(scene: bpy.types.Scene | None = None) -> Path:

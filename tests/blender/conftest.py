@@ -31,7 +31,7 @@ MODULE = extension.install(extension.build(_DIST))
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     addon = sys.modules.get(MODULE)
     if addon is not None:
-        addon.t2i_core.job_queue.reset_job_queue()
+        addon.t2i_core.job_queue.reset_job_queue(wait=True)
     shutil.rmtree(_USER, ignore_errors=True)
     shutil.rmtree(_DIST, ignore_errors=True)
 

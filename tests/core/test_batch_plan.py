@@ -87,6 +87,21 @@ def test_resume_refuses_different_settings(tmp_path):
         plan.Manifest.resume(tmp_path, {"model": "tiny", "seed": 2})
 
 
+@pytest.mark.parametrize(("key", "old", "new"), [
+    ("prompt", "a foggy street", "a sunny street"), ("prompts", {"1": "a"}, {"1": "b"}),
+    ("encoding", "inverse", "linear"), ("memory_mode", "full", "fp8"),
+    ("a_setting_added_later", None, 3)])
+def test_resume_refuses_any_change_that_decides_pixels(tmp_path, key, old, new):
+    plan.Manifest(tmp_path, {"model": "tiny", key: old, "frames": [1, 2]}).save()
+    with pytest.raises(plan.PlanError, match=f"{key} differ"):
+        plan.Manifest.resume(tmp_path, {"model": "tiny", key: new, "frames": [1, 2]})
+
+
+def test_resume_allows_another_frame_range_and_a_moved_blend(tmp_path):
+    plan.Manifest(tmp_path, {"model": "tiny", "frames": [1, 2], "blend": "/a.blend"}).save()
+    plan.Manifest.resume(tmp_path, {"model": "tiny", "frames": [1, 2, 3], "blend": "/b.blend"})
+
+
 def test_manifest_is_valid_json_after_every_frame(tmp_path):
     manifest = plan.Manifest(tmp_path, {})
     manifest.add(5, _files(tmp_path, 5), seed=3)

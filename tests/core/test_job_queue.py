@@ -277,3 +277,26 @@ def test_unreadable_event_lines_are_skipped_and_the_job_still_finishes(tmp_path,
     handle = queue.submit(_job(tmp_path, "noisy", prompt="garbage first"),
                           replace(config, python=str(fake)))
     assert handle.wait(timeout=30)["paths"][0].endswith("ok.png")
+
+
+def test_stopping_a_frozen_backend_returns_at_once_and_it_is_killed(tmp_path, config, queue):
+    """A backend that stops answering (SIGSTOP) cannot hold the main thread: stop() returns
+    in milliseconds and the process is killed on a thread after the stop timeout."""
+    queue.start(config)
+    while queue.status == Status.STARTING:
+        queue.poll(timeout=0.1)
+    pid = queue.backend_pid
+    os.kill(pid, signal.SIGSTOP)
+    started = time.perf_counter()
+    queue.stop()
+    assert time.perf_counter() - started < BLOCK_LIMIT_S
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break  # killed and reaped
+        time.sleep(0.2)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        raise AssertionError("the frozen backend was left running")

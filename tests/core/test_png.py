@@ -63,3 +63,19 @@ def test_large_images_deflated_on_several_threads_are_one_valid_stream(monkeypat
         np.testing.assert_array_equal(decoded, expected)
     else:
         np.testing.assert_array_equal(decoded, pixels)
+
+
+def test_files_are_written_with_the_users_umask(tmp_path):
+    """mkstemp makes 0600 files; a result must be as readable as any file the user saves."""
+    import os
+
+    from t2i_src.t2i_core import files
+
+    previous = os.umask(0o022)
+    try:
+        mask = files._read_umask()
+        files._UMASK = mask
+        path = files.write_bytes_atomic(tmp_path / "frame.png", b"data")
+        assert path.stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(previous)
