@@ -67,6 +67,7 @@ class Server:
     def serve(self, stdin: IO[bytes]) -> None:
         """Serve request lines read as bytes: a bad byte is one bad request, not a crash."""
         self._worker.start()
+        threading.Thread(target=self._beat, name="t2i-heartbeat", daemon=True).start()
         for line in stdin:
             if not line.strip():
                 continue
@@ -126,6 +127,18 @@ class Server:
                 ErrorCode.UNKNOWN_REQUEST, f"unknown request type '{kind}'",
                 message.get("id") if isinstance(message.get("id"), str) else None))
         return True
+
+    def _beat(self) -> None:
+        """The add-on's sign of life: a process whose threads all stop (SIGSTOP, a library
+        holding the interpreter lock in a deadlock) falls silent, which the add-on detects."""
+        while True:
+            time.sleep(protocol.HEARTBEAT_S)
+            with self._cancel_lock:
+                busy = bool(self._open)
+            try:
+                self.events.send({"type": protocol.HEARTBEAT, "busy": busy})
+            except (OSError, ValueError):  # the add-on has gone: so will this process
+                return
 
     def _ready_event(self) -> dict[str, Any]:
         from . import __version__, families

@@ -28,6 +28,7 @@ log = logging.getLogger("blender_t2i")
 # The extension folder: it holds backend/ and blender_t2i/, which the backend imports.
 EXTENSION_ROOT = Path(__file__).resolve().parents[1]
 EXITED = "_exited"  # event the reader thread posts when the backend's stdout closes
+GARBAGE = "_garbage"  # event it posts for a line that is not protocol: the stream is corrupt
 START_TIMEOUT_S = 300.0  # imports of torch + diffusers on a cold disk can take a while
 STOP_TIMEOUT_S = 10.0
 
@@ -152,9 +153,10 @@ class BackendProcess:
         assert process.stdout is not None
         for raw in process.stdout:
             try:
-                self.events.put(protocol.decode(raw.decode("utf-8")))
-            except (protocol.ProtocolError, UnicodeDecodeError):
-                log.error("backend sent a malformed line: %r", raw[:200])
+                self.events.put(protocol.decode(raw))
+            except protocol.ProtocolError as exc:
+                log.error("backend sent a malformed line (%s): %r", exc, raw[:200])
+                self.events.put({"type": GARBAGE, "reason": str(exc), "line": raw[:80]})
         self.events.put({"type": EXITED, "returncode": process.wait()})
 
     def send(self, message: dict[str, Any]) -> None:
@@ -169,11 +171,22 @@ class BackendProcess:
         if message.get("type") == protocol.GENERATE:
             self.jobs_sent += 1
 
+    def garbage_failure(self, event: dict[str, Any]) -> BackendFailure:
+        return BackendFailure(
+            ErrorCode.BACKEND_CRASHED,
+            f"the backend sent a line that is not protocol ({event['reason']}: "
+            f"{event['line']!r}); it was stopped and starts afresh with the next job")
+
     def crash_failure(self, returncode: int) -> BackendFailure:
         return BackendFailure(
             ErrorCode.BACKEND_CRASHED,
             f"the backend stopped unexpectedly (exit status {returncode}); "
             f"its log is {self.config.log_path}")
+
+    def kill(self) -> None:
+        """For a hung backend: no shutdown to ask for, it would not answer."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
 
     def stop(self, timeout: float = STOP_TIMEOUT_S, wait: bool = True) -> None:
         """Ask the backend to shut down (closing its stdin, which alone makes it exit) and

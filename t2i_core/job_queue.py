@@ -26,6 +26,7 @@ from typing import Any
 from . import protocol
 from .backend_process import (
     EXITED,
+    GARBAGE,
     START_TIMEOUT_S,
     BackendConfig,
     BackendFailure,
@@ -155,9 +156,21 @@ class JobHandle:
         self.reports += update.reports
 
 
+# How long a backend with a job may say nothing (no event, no heartbeat) before it counts as
+# hung, is killed and restarted. Heartbeats come every protocol.HEARTBEAT_S, also during a
+# load; loading gets longer because a huge checkpoint read can hold the interpreter lock.
+SILENCE_LIMIT_S = 30.0
+LOAD_SILENCE_LIMIT_S = 180.0
+
+
 class JobQueue:
-    def __init__(self, start_timeout: float = START_TIMEOUT_S):
+    def __init__(self, start_timeout: float = START_TIMEOUT_S,
+                 silence_limit: float = SILENCE_LIMIT_S,
+                 load_silence_limit: float = LOAD_SILENCE_LIMIT_S):
         self.start_timeout = start_timeout
+        self.silence_limit = silence_limit
+        self.load_silence_limit = load_silence_limit
+        self._last_heard = 0.0  # when the backend last sent anything
         self.pending: deque[JobHandle] = deque()
         self.current: JobHandle | None = None
         self.status = Status.STOPPED
@@ -298,11 +311,14 @@ class JobQueue:
                 except queue.Empty:
                     break
                 wait = 0.0
+                self._last_heard = time.monotonic()
                 updates += self._handle(process, event)
                 if self._process is not process or time.perf_counter() > deadline:
                     break
             if self._process is process:
                 updates += self._check_start_timeout(process)
+                updates += self._check_silence(process)
+            if self._process is process:
                 self._send_next(process)
         updates = _latest_progress_only(updates)
         for update in updates:
@@ -316,6 +332,11 @@ class JobQueue:
             failure = process.start_failure() if not process.ready \
                 else process.crash_failure(event["returncode"])
             return self._fail_all(failure)
+        if kind == protocol.HEARTBEAT:
+            return []  # alive, also while it starts: _last_heard is all it is for
+        if kind == GARBAGE:  # whatever wrote it may have eaten real events too: start afresh
+            process.kill()
+            return self._fail_all(process.garbage_failure(event))
         if not process.ready:
             try:
                 process.accept_ready(event)
@@ -364,6 +385,7 @@ class JobQueue:
             self._outbox.append(Update(UpdateKind.FAILED, job, error=exc))
             return  # the reader thread posts the exit; the next poll fails the rest
         self.current = job
+        self._last_heard = time.monotonic()  # silence counts from the send
         loading = _model_key(job.request) != self._loaded_model
         self.status = Status.LOADING if loading else Status.BUSY
 
@@ -373,6 +395,24 @@ class JobQueue:
         return self._fail_all(BackendFailure(
             ErrorCode.BACKEND_TIMEOUT,
             f"timed out after {self.start_timeout:.0f} s waiting for the backend to start"))
+
+    def _check_silence(self, process: BackendProcess) -> list[Update]:
+        """A backend running a job that has said nothing for too long is hung (SIGSTOP, a
+        deadlock): kill it, fail its jobs with BACKEND_TIMEOUT; the next submit restarts it."""
+        if self.current is None or not process.ready:
+            return []
+        limit = self.load_silence_limit if self.status == Status.LOADING \
+            else self.silence_limit
+        silent = time.monotonic() - self._last_heard
+        if silent < limit:
+            return []
+        log.error("backend %s silent for %.0f s with job %s: killing it", process.pid, silent,
+                  self.current.id)
+        process.kill()
+        return self._fail_all(BackendFailure(
+            ErrorCode.BACKEND_TIMEOUT,
+            f"the backend sent nothing for {silent:.0f} s while running {self.current.id} and "
+            "was stopped"))
 
     def _fail_all(self, failure: BackendFailure) -> list[Update]:
         """The backend is gone (or never came up): every job fails with the same reason."""

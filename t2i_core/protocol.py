@@ -32,6 +32,8 @@ ERROR = "error"
 CANCELLED = "cancelled"
 UNLOADED = "unloaded"
 BYE = "bye"
+HEARTBEAT = "heartbeat"  # every HEARTBEAT_S from a thread of its own, also during a long load
+HEARTBEAT_S = 2.0
 # CAPABILITIES is also the type of its reply event
 
 # The environment variable that carries the preferences' model folders to the backend

@@ -49,10 +49,14 @@ class Backend:
         self.process.stdin.write(json.dumps(message) + "\n")
         self.process.stdin.flush()
 
-    def next_event(self, timeout: float = EVENT_TIMEOUT) -> dict[str, Any]:
-        event = self.events.get(timeout=timeout)
-        assert event["type"] != "_exited", "the backend exited"
-        return event
+    def next_event(self, timeout: float = EVENT_TIMEOUT,
+                   heartbeats: bool = False) -> dict[str, Any]:
+        """The next event (heartbeats, the backend's sign of life, only when asked for)."""
+        while True:
+            event = self.events.get(timeout=timeout)
+            assert event["type"] != "_exited", "the backend exited"
+            if heartbeats or event["type"] != protocol.HEARTBEAT:
+                return event
 
     def wait_for(self, kind: str, timeout: float = EVENT_TIMEOUT) -> dict[str, Any]:
         while True:

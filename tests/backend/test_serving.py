@@ -99,3 +99,20 @@ def test_backend_exits_when_stdin_closes(start_backend):
     started = time.monotonic()
     assert process.close() == 0
     assert time.monotonic() - started < 60
+
+
+def test_heartbeats_come_while_idle_and_while_a_job_runs(backend, tiny_models, make_job,
+                                                        model_spec):
+    """The sign of life the add-on watches: about every HEARTBEAT_S, saying whether a job is
+    open, also between a job's steps."""
+    idle = backend.next_event(timeout=protocol.HEARTBEAT_S * 3, heartbeats=True)
+    while idle["type"] != protocol.HEARTBEAT:
+        idle = backend.next_event(timeout=protocol.HEARTBEAT_S * 3, heartbeats=True)
+    job = make_job(model_spec("sd15_controlnet", tiny_models("sd15_controlnet")), steps=200)
+    backend.send(job)
+    while True:
+        event = backend.next_event(timeout=protocol.HEARTBEAT_S * 3, heartbeats=True)
+        if event["type"] == protocol.HEARTBEAT and event["busy"]:
+            break
+    backend.send({"type": protocol.CANCEL, "id": job["id"]})
+    backend.wait_for(protocol.CANCELLED)

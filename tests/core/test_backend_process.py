@@ -81,7 +81,9 @@ def test_malformed_requests_get_errors_and_the_backend_keeps_serving(client, tmp
         pass
     client.process._process.stdin.write(b"this is not json\n{\"type\": \"warp\"}\n")
     client.process._process.stdin.flush()
-    first, second = client.process.events.get(timeout=30), client.process.events.get(timeout=30)
+    replies = (event for event in iter(lambda: client.process.events.get(timeout=30), None)
+               if event["type"] != "heartbeat")
+    first, second = next(replies), next(replies)
     assert (first["type"], first["code"]) == ("error", "BAD_REQUEST")
     assert (second["type"], second["code"]) == ("error", "UNKNOWN_REQUEST")
     bad = dict(_request(tmp_path, "job-bad"), width="wide")
