@@ -40,6 +40,9 @@ REQUIRED = ("torch", "diffusers", "transformers", "accelerate", "safetensors", "
             "huggingface-hub", "pillow", "numpy")
 # Optional packages: name -> what their absence costs.
 OPTIONAL = {"torchvision": "Qwen-Image-Edit and FLUX.2 dev will not load"}
+# What the backend itself imports (after torch), checked by importing it: a package that is
+# installed but broken (a mismatched build) fails here, not in the middle of a job.
+IMPORTED = ("diffusers", "transformers", "torchvision")
 MIN_PYTHON = (3, 10)
 FLAVOURS = ("cpu", "cuda")
 
@@ -93,8 +96,15 @@ if report["packages"].get("torch"):
         report["torch"] = {"cuda": cuda, "devices": names}
     except Exception as exc:
         report["torch"] = {"error": f"{type(exc).__name__}: {exc}"}
+report["imports"] = {}
+for module in %r:  # installed is not enough: what the families import must import
+    if report["packages"].get(module):
+        try:
+            __import__(module)
+        except Exception as exc:
+            report["imports"][module] = f"{type(exc).__name__}: {exc}"[:300]
 print("T2I-CHECK " + json.dumps(report))
-""" % (REQUIRED, tuple(OPTIONAL))  # noqa: UP031 (the script's own braces make format() awkward)
+""" % (REQUIRED, tuple(OPTIONAL), IMPORTED)  # noqa: UP031 (the script's braces vs format())
 
 
 def check_command(python: str) -> list[str]:
@@ -133,9 +143,17 @@ def parse_check(output: str, returncode: int, python: str) -> CheckReport:
         return CheckReport(False, f"torch is installed but does not import: {torch['error']}",
                            "Reinstall the backend (Install Backend) with the right torch "
                            "flavour for this machine.")
+    broken = report.get("imports", {})
+    required_broken = [f"{name} ({broken[name]})" for name in REQUIRED if name in broken]
+    if required_broken:
+        return CheckReport(False, f"installed but does not import: {', '.join(required_broken)}",
+                           "Reinstall the backend (Install Backend), or pip-install matching "
+                           "versions into this Python.", [n for n in REQUIRED if n in broken])
     device = f"CUDA: {', '.join(torch['devices'])}" if torch.get("cuda") else "CPU only"
     lacking = [f"no {name}: {cost}" for name, cost in OPTIONAL.items()
                if not report["packages"].get(name)]
+    lacking += [f"{name} does not import ({broken[name]}): {cost}"
+                for name, cost in OPTIONAL.items() if name in broken]
     return CheckReport(True, f"Backend ready: Python {shown}, torch "
                              f"{report['packages']['torch']} ({device})"
                              + "".join(f"; {text}" for text in lacking),

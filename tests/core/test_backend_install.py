@@ -154,3 +154,22 @@ def test_offline_install_into_a_new_venv_then_check_it(tmp_path):
     report = install.parse_check("\n".join(check.poll(budget_s=1)), check.returncode, python)
     assert report.ok, report.summary
     assert "torch 2.13.0 (CPU only)" in report.summary
+
+
+def test_check_runs_the_imports_and_names_a_broken_diffusers(tmp_path):
+    """Installed is not enough: the real check script, in a Python whose diffusers raises on
+    import, says so instead of "ready"."""
+    import os
+    import subprocess
+    import sys
+
+    shadow = tmp_path / "shadow" / "diffusers"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('libtorch_cuda.so: cannot open')\n")
+    env = {**os.environ, "PYTHONPATH": str(shadow.parent)}
+    proc = subprocess.run(install.check_command(sys.executable), capture_output=True,
+                          text=True, env=env, timeout=300)
+    report = install.parse_check(proc.stdout + proc.stderr, proc.returncode, sys.executable)
+    assert not report.ok and report.missing == ["diffusers"]
+    assert "diffusers (ImportError: libtorch_cuda.so: cannot open)" in report.summary
+    assert "Install Backend" in report.next_step
