@@ -15,6 +15,7 @@ from ..blender_t2i.results import images as results
 from ..compositor import preview
 from ..compositor.capture import CaptureError
 from ..t2i_core import job_request as jobs
+from ..t2i_core.files import os_error_text
 
 
 class T2I_OT_capture_depth(bpy.types.Operator):
@@ -33,6 +34,9 @@ class T2I_OT_capture_depth(bpy.types.Operator):
                                          context=context)
         except (CaptureError, ValueError) as exc:
             self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        except OSError as exc:
+            self.report({"ERROR"}, os_error_text(exc))
             return {"CANCELLED"}
         results.show_image(results.DEPTH_IMAGE, control.path)
         self.report({"INFO"}, f"Depth {size[0]}x{size[1]}, {control.depth_range.near:.3g}-"
@@ -57,6 +61,9 @@ class T2I_OT_lock_depth_range(bpy.types.Operator):
             locked = lock_depth_range(scene, size, frames, DepthOptions.from_scene(scene))
         except (CaptureError, ValueError) as exc:
             self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        except OSError as exc:
+            self.report({"ERROR"}, os_error_text(exc))
             return {"CANCELLED"}
         depth.locked_near, depth.locked_far = locked.near, locked.far
         depth.range_policy = "LOCKED"

@@ -8,6 +8,7 @@ from ..blender_t2i.generation import scene_job as generation
 from ..blender_t2i.generation.depth_control import DepthOptions, preview_range
 from ..compositor.capture import CaptureError
 from ..compositor.node_setup import DEPTH_NODE, add_t2i_nodes
+from ..t2i_core.files import os_error_text
 
 
 class T2I_OT_add_compositor_nodes(bpy.types.Operator):
@@ -27,6 +28,9 @@ class T2I_OT_add_compositor_nodes(bpy.types.Operator):
             depth_range = preview_range(scene, size, options)
         except (CaptureError, ValueError) as exc:
             self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        except OSError as exc:
+            self.report({"ERROR"}, os_error_text(exc))
             return {"CANCELLED"}
         add_t2i_nodes(scene, context.view_layer, depth_range, options.encoding,
                       scene.t2i.overlay_opacity)

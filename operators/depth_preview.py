@@ -8,6 +8,7 @@ from ..blender_t2i.generation.depth_control import DepthOptions, preview_range
 from ..blender_t2i.generation.scene_job import preset_and_size
 from ..compositor import preview
 from ..compositor.capture import CaptureError
+from ..t2i_core.files import os_error_text
 
 
 def _view3d_area(context: bpy.types.Context) -> tuple[bpy.types.Screen, bpy.types.Area] | None:
@@ -48,6 +49,9 @@ class T2I_OT_depth_preview(bpy.types.Operator):
             depth_range = preview_range(scene, size, options)
         except (CaptureError, ValueError) as exc:
             self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        except OSError as exc:
+            self.report({"ERROR"}, os_error_text(exc))
             return {"CANCELLED"}
         mode = preview.enable(scene, context.view_layer, *found, depth_range, options.encoding)
         how = "viewport compositor" if mode == preview.COMPOSITOR else "depth material"

@@ -18,6 +18,7 @@ import bpy
 from ..blender_t2i.generation import queue_driver, submit
 from ..compositor.capture import CaptureError
 from ..t2i_core.backend_process import BackendFailure
+from ..t2i_core.files import os_error_text
 from ..t2i_core.job_queue import JobHandle, JobState, get_job_queue
 
 TIMER_INTERVAL_S = 0.05
@@ -29,6 +30,8 @@ def _submit(operator: bpy.types.Operator, context: bpy.types.Context) -> JobHand
         return submit.submit(context)
     except (CaptureError, ValueError, KeyError) as exc:
         operator.report({"ERROR"}, str(exc).strip("'\""))
+    except OSError as exc:
+        operator.report({"ERROR"}, os_error_text(exc))
     except BackendFailure as exc:
         operator.report({"ERROR"}, exc.report())
     return None

@@ -10,8 +10,8 @@ locked over all frames by default, so frames do not flicker from range changes a
 
 Writes per frame <name>.png (result), <name>_depth.png (what the model saw), _depth16.png,
 _depth.exr and <name>.json, plus manifest.json in the output folder, each file atomically.
-Exit status: 0 when every frame is done, 1 when generation failed, 2 for bad arguments or a
-scene/extension problem.
+Exit status: 0 when every frame is done, 1 when generation failed (or a file could not be
+written), 2 for bad arguments or a scene/extension problem.
 """
 
 from __future__ import annotations
@@ -128,6 +128,7 @@ def main() -> int:
         return fail("the blender_t2i extension is not installed in this Blender: install its "
                     "zip (Preferences > Get Extensions > Install from Disk)")
     for module in ("t2i_core.batch_plan", "t2i_core.backend_process", "t2i_core.job_queue",
+                   "t2i_core.files",
                    "blender_t2i.batch.runner", "blender_t2i.generation.depth_control",
                    "blender_t2i.scene.preferences"):
         importlib.import_module(f"{addon.__name__}.{module}")
@@ -144,6 +145,8 @@ def main() -> int:
     except (batch.BatchFailed, backend_failure) as exc:
         text = exc.report() if isinstance(exc, backend_failure) else str(exc)
         return fail(text, EXIT_FAILED)
+    except OSError as exc:  # a full or read-only disk: the frames so far are intact
+        return fail(pure.files.os_error_text(exc), EXIT_FAILED)
     finally:
         pure.job_queue.reset_job_queue(wait=True)  # the backend is gone when we exit
     if options.dry_run:

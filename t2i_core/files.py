@@ -37,3 +37,11 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def os_error_text(exc: OSError) -> str:
+    """An OSError (full disk, read-only folder, missing drive) as a sentence for a report."""
+    where = f" '{exc.filename}'" if exc.filename else ""
+    reason = exc.strerror or str(exc)
+    return (f"could not write or read{where}: {reason}. Free some space, or set an Output "
+            "Folder you can write to")

@@ -152,7 +152,11 @@ class JobHandle:
             self.result = update.event if update.kind == UpdateKind.RESULT else None
             self.error = update.error
         for callback in self._callbacks:
-            update.reports += callback(self, update) or []
+            try:
+                update.reports += callback(self, update) or []
+            except Exception as exc:  # one failing output must not stop the queue draining
+                log.exception("job %s: handling its %s failed", self.id, update.kind)
+                update.reports.append(("ERROR", f"{self.id}: {type(exc).__name__}: {exc}"))
         self.reports += update.reports
 
 

@@ -199,3 +199,18 @@ def test_sd2_depth2img_jobs_carry_the_captures_float_depth(addon, scene, backend
     config = addon.blender_t2i.scene.preferences.backend_config(bpy.context)
     result = addon.t2i_core.job_queue.get_job_queue().submit(job.request, config).wait(600)
     assert Path(result["paths"][0]).is_file()
+
+
+@pytest.mark.parametrize("operator", ["capture_depth", "generate"])
+def test_an_output_folder_that_cannot_be_written_is_reported(scene, tmp_path, operator):
+    """OSError (full disk, read-only or impossible folder) is an operator report, not a
+    traceback: here the folder would lie inside a file."""
+    add_camera(scene)
+    add_plane(scene)
+    _settings(scene, use_render_size=False, width=64, height=64, steps=1)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    scene.t2i.output_dir = str(blocker / "t2i")
+    with pytest.raises(RuntimeError, match="could not write or read") as raised:
+        getattr(bpy.ops.t2i, operator)()
+    assert "Traceback" not in str(raised.value)
