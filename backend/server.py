@@ -8,6 +8,7 @@ When stdin closes (Blender quit or crashed) the process cancels its job and exit
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -65,19 +66,23 @@ class Server:
     # --- main thread -----------------------------------------------------------------------
 
     def serve(self, stdin: IO[bytes]) -> None:
-        """Serve request lines read as bytes: a bad byte is one bad request, not a crash."""
+        """Serve request lines read as bytes: a bad byte is one bad request, not a crash.
+        A thread of its own reads stdin, so its end (Blender quit or was killed) is noticed
+        at once, whatever the main thread is busy with."""
         self._worker.start()
         threading.Thread(target=self._beat, name="t2i-heartbeat", daemon=True).start()
-        for line in stdin:
-            if not line.strip():
-                continue
-            if not self._handle_line(line):
+        lines: queue.Queue[bytes | None] = queue.Queue()
+        threading.Thread(target=_read_requests, args=(stdin, lines), name="t2i-stdin",
+                         daemon=True).start()
+        while (line := lines.get()) is not None:
+            if line.strip() and not self._handle_line(line):
                 break
         # stdin closed or shutdown: stop the running job at its next step, then leave
         self._cancel_all()
         self._jobs.put(_STOP)
         self._worker.join(timeout=30)
-        self.events.send({"type": protocol.BYE})
+        with contextlib.suppress(OSError, ValueError):  # nobody may be listening any more
+            self.events.send({"type": protocol.BYE})
 
     def _handle_line(self, line: bytes | str) -> bool:
         """Handle one request line; False means stop serving."""
@@ -220,6 +225,20 @@ class Server:
         finally:
             with self._cancel_lock:
                 self._cancelled.discard(job_id)
+
+
+EXIT_GRACE_S = 1.5  # after stdin closes, how long the job may take to stop before we leave
+
+
+def _read_requests(stdin: IO[bytes], lines: queue.Queue[bytes | None]) -> None:
+    for line in stdin:
+        lines.put(line)
+    lines.put(None)
+    # The add-on is gone (or asked us to stop): a job step, a slow import or a reply in the
+    # main thread must not keep a GPU process alive behind it. Leave after a short grace.
+    time.sleep(EXIT_GRACE_S)
+    log.info("stdin closed %.1f s ago: exiting", EXIT_GRACE_S)
+    os._exit(0)
 
 
 def main(cache_dir: Path) -> int:

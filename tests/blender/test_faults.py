@@ -1,0 +1,120 @@
+"""Faults around the backend, in real Blender: Blender killed while a backend runs, the add-on
+disabled during a job. Neither may leave a backend process behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import bpy
+
+from devtools.scenes import add_camera, add_plane
+
+from .conftest import MODULE, backend_python
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# A Blender (the bpy module) that starts a backend through the add-on's own queue, says the
+# backend's pid once it is ready, then waits to be killed.
+CHILD = textwrap.dedent("""
+    import sys, time, types
+    import bpy
+    root, python, cache = sys.argv[1:4]
+    package = types.ModuleType("t2i_src")
+    package.__path__ = [root]
+    sys.modules["t2i_src"] = package
+    from pathlib import Path
+    from t2i_src.t2i_core.backend_process import BackendConfig
+    from t2i_src.t2i_core.job_queue import JobQueue, Status
+    jobs = JobQueue()
+    jobs.start(BackendConfig(python=python, cache_dir=Path(cache), log_path=Path(cache) / "log"))
+    while jobs.status == Status.STARTING:
+        jobs.poll(timeout=0.1)
+    print("BACKEND", jobs.backend_pid, jobs.status, flush=True)
+    time.sleep(600)
+""")
+
+
+def _exited(pid: int) -> bool:
+    """Gone, or a zombie: it has exited and only waits for a parent to reap it."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state in ("Z", "X")
+
+
+def _gone_within(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if _exited(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_blender_killed_ten_times_leaves_no_backend_running(tmp_path):
+    orphans, slowest = [], 0.0
+    for _attempt in range(10):
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(ROOT), backend_python() or sys.executable,
+             str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        line = ""
+        while not line.startswith("BACKEND"):
+            line = child.stdout.readline()
+            assert line or child.poll() is None, "the Blender child died before its backend"
+        _, pid, status = line.split()
+        assert status == "ready", line
+        child.send_signal(signal.SIGKILL)  # no unregister, no atexit: only the pipe closes
+        child.wait()
+        killed = time.monotonic()
+        if not _gone_within(int(pid), 2.0):
+            orphans.append(int(pid))
+            os.kill(int(pid), signal.SIGKILL)
+        slowest = max(slowest, time.monotonic() - killed)
+    print(f"10 Blender kills: {len(orphans)} orphans, slowest backend exit {slowest:.2f} s")
+    assert not orphans, f"backends left running after Blender died: {orphans}"
+
+
+def test_disabling_the_add_on_during_a_job_stops_its_backend(addon, scene, backend):
+    add_camera(scene)
+    add_plane(scene)
+    scene.t2i.model_preset = "tiny-sd15-depth"
+    scene.t2i.use_render_size = False
+    scene.t2i.width = scene.t2i.height = 64
+    scene.t2i.steps = 300
+    queue_module = addon.t2i_core.job_queue
+    handle = addon.blender_t2i.generation.submit.submit(bpy.context)
+    jobs = queue_module.get_job_queue()
+    deadline = time.monotonic() + 120
+    while handle.step < 1 and time.monotonic() < deadline:
+        jobs.poll(timeout=0.1)
+    pid = jobs.backend_pid
+    assert pid is not None and handle.step >= 1
+    started = time.perf_counter()
+    bpy.ops.preferences.addon_disable(module=MODULE)
+    held = time.perf_counter() - started
+    try:
+        assert held < 1.0, f"disabling held Blender {held:.2f} s"  # stop does not wait
+        assert _gone_within(pid, 15.0), "the backend outlived the add-on"
+    finally:
+        bpy.ops.preferences.addon_enable(module=MODULE)
+        bpy.context.preferences.addons[MODULE].preferences.backend_python = backend
+    bpy.ops.wm.read_homefile(use_empty=True)
+    scene = bpy.context.scene
+    add_camera(scene)
+    add_plane(scene)
+    scene.t2i.model_preset = "tiny-sd15-depth"
+    scene.t2i.use_render_size = False
+    scene.t2i.width = scene.t2i.height = 64
+    scene.t2i.steps = 1
+    assert bpy.ops.t2i.generate() == {"FINISHED"}  # and the next job runs on a new backend
