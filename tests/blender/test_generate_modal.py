@@ -199,3 +199,21 @@ def test_an_exception_in_the_app_timer_is_reported_and_the_timer_keeps_going(
     assert driver._app_timer() == 0.1  # still registered (a timer that raises is dropped)
     assert driver.recent_reports()[-1][0] == "ERROR"
     assert "job queue failed" in driver.recent_reports()[-1][1]
+
+
+def test_stopping_during_a_model_load_does_not_hold_the_main_thread(t2i, record_property):
+    """Stop (the panel's Stop Backend, a file load, unregister) while the backend loads the
+    model: the main thread is back within the UI step limit."""
+    t2i.jobs.stop()  # a fresh backend, so the job below has to load its model
+    t2i.submit.submit(bpy.context)
+    deadline = time.monotonic() + 120
+    while t2i.jobs.status.value != "loading model" and time.monotonic() < deadline:
+        t2i.jobs.poll(timeout=0.05)
+    assert t2i.jobs.status.value == "loading model"
+    started = time.perf_counter()
+    assert bpy.ops.t2i.backend_stop() == {"FINISHED"}
+    held = time.perf_counter() - started
+    record_property("stop_during_load_ms", round(held * 1000, 1))
+    print(f"stop during a model load held the main thread {held * 1000:.1f} ms")
+    assert held < BLOCK_LIMIT_S, f"stopping held the main thread {held * 1000:.1f} ms"
+    assert t2i.jobs.status.value == "stopped" and t2i.jobs.backend_pid is None
