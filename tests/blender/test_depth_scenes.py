@@ -172,8 +172,7 @@ def _foliage_judgement(addon, scene, path, engine):
     return decisive, coverage_mismatches, wrong_z, depth
 
 
-@pytest.mark.parametrize(("path", "engine"), [m for m in _methods("foliage")
-                                              if m.values[0] != "SHADER"])
+@pytest.mark.parametrize(("path", "engine"), _methods("foliage"))
 def test_foliage_depth_follows_the_leaves_alpha_as_the_final_render_shows_it(
         addon, path, engine):
     scene = _build("foliage")
