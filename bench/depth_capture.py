@@ -78,7 +78,9 @@ def _plain(scene: bpy.types.Scene, repeats: int) -> float:
     return _median_seconds(lambda: bpy.ops.render.render(write_still=False), repeats)
 
 
-def measure(names: list[str], sizes: list[int], repeats: int, engines: set[str]) -> list[dict]:
+def measure(names: list[str], sizes: list[int], repeats: int, engines: set[str],
+            plain_repeats: int | None = None) -> list[dict]:
+    plain_repeats = plain_repeats or repeats
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for name in names:
@@ -87,7 +89,7 @@ def measure(names: list[str], sizes: list[int], repeats: int, engines: set[str])
                 for engine in [e for e in ("WORKBENCH", "CYCLES", "EEVEE") if e in engines]:
                     scene = _scene(name, engine, size)
                     scene.render.filepath = str(Path(folder) / "plain")
-                    plain = plain_by_engine[engine] = _plain(scene, repeats)
+                    plain = plain_by_engine[engine] = _plain(scene, plain_repeats)
                     for method_engine, path in METHODS:
                         if method_engine != engine:
                             continue
@@ -104,7 +106,7 @@ def measure(names: list[str], sizes: list[int], repeats: int, engines: set[str])
                 seconds = _median_seconds(lambda s=scene, n=size: capture.capture_depth(s, n, n),
                                           repeats)
                 engine = next(k for k, v in compat.ENGINE_IDS.items() if v == picked.engine)
-                workbench = plain_by_engine.get("WORKBENCH") or _plain(scene, repeats)
+                workbench = plain_by_engine.get("WORKBENCH") or _plain(scene, plain_repeats)
                 rows.append(_record(name, size, "AUTO", "AUTO", workbench, seconds, scene)
                             | {"picked": f"{picked.path}/{engine}", "reason": picked.reason})
                 print(_row(rows[-1]) + f" -> {picked.path}/{engine}: {picked.reason}", flush=True)
@@ -165,13 +167,16 @@ def main() -> int:
     parser.add_argument("--scenes", nargs="+", default=list(SCENES), choices=list(SCENES))
     parser.add_argument("--engines", nargs="+", default=["WORKBENCH", "CYCLES"],
                         choices=["WORKBENCH", "CYCLES", "EEVEE"])
+    parser.add_argument("--plain-repeats", type=int,
+                        help="runs of each plain render (default: --repeats); a default Cycles "
+                             "render on a CPU takes a minute at 1024²")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument("--fit", action="store_true", help="print COST_MODEL refitted")
     args = parser.parse_args()
     print(f"Blender {bpy.app.version_string}; AUTO's ratio is to a plain Workbench render")
     print("| scene | triangles | size | engine | path | plain s | capture s | ratio |")
     print("|---|---|---|---|---|---|---|---|")
-    rows = measure(args.scenes, args.sizes, args.repeats, set(args.engines))
+    rows = measure(args.scenes, args.sizes, args.repeats, set(args.engines), args.plain_repeats)
     if args.json:
         args.json.write_text(json.dumps({"blender": bpy.app.version_string, "rows": rows},
                                         indent=2))
