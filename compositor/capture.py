@@ -63,8 +63,8 @@ ALPHA_EMPTY = 1e-3
 # Cycles: distinct meshes, which its BVH instances) + per thousand instances. Fitted by
 # `bench/depth_capture.py --fit` on 2 CPU cores with software GL (docs/depth.md).
 COST_MODEL = {
-    "BLENDER_WORKBENCH": (0.02, 0.10, 0.20, 0.02),
-    "CYCLES": (0.05, 0.45, 0.30, 0.10),
+    "BLENDER_WORKBENCH": (0.064, 0.11, 0.197, 0.016),
+    "CYCLES": (0.0, 0.734, 0.449, 0.062),
 }
 
 
