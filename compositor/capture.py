@@ -63,8 +63,8 @@ ALPHA_EMPTY = 1e-3
 # Cycles: distinct meshes, which its BVH instances) + per thousand instances. Fitted by
 # `bench/depth_capture.py --fit` on 2 CPU cores with software GL (docs/depth.md).
 COST_MODEL = {
-    "BLENDER_WORKBENCH": (0.064, 0.11, 0.197, 0.016),
-    "CYCLES": (0.0, 0.734, 0.449, 0.062),
+    "BLENDER_WORKBENCH": (0.017, 0.164, 0.374, 0.068),
+    "CYCLES": (0.009, 1.43, 0.334, 0.104),
 }
 
 
@@ -85,10 +85,7 @@ def workbench_exact_distance(clip_start: float) -> float:
 
 
 def scene_facts(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer) -> SceneFacts:
-    if view_layer == bpy.context.view_layer and scene == bpy.context.scene:
-        depsgraph = bpy.context.evaluated_depsgraph_get()
-    else:
-        depsgraph = view_layer.depsgraph
+    depsgraph = shader.evaluated_depsgraph(view_layer)
     held = _holdout_collection_objects(view_layer)
     triangles = unique = instances = 0
     counted: dict[int, int] = {}
