@@ -35,9 +35,8 @@ if "t2i_src" not in sys.modules:  # the source as a package, without its bpy-reg
 sys.path.insert(0, str(ROOT))
 
 import bpy  # noqa: E402
-import numpy as np  # noqa: E402
 from t2i_src.blender_t2i import compat  # noqa: E402
-from t2i_src.compositor import capture  # noqa: E402
+from t2i_src.compositor.capture import capture_depth  # noqa: E402
 
 from devtools import scenes  # noqa: E402
 
@@ -95,15 +94,15 @@ def measure(names: list[str], sizes: list[int], repeats: int, engines: set[str],
                             continue
 
                         def run(s=scene, n=size, p=path, e=engine):
-                            capture.capture_depth(s, n, n, path=p, engine=e)
+                            capture_depth(s, n, n, path=p, engine=e)
 
                         seconds = _median_seconds(run, repeats)
                         rows.append(_record(name, size, engine, path, plain, seconds, scene))
                         print(_row(rows[-1]), flush=True)
                 # AUTO on a fresh scene with the user's engine left at Workbench.
                 scene = _scene(name, "WORKBENCH", size)
-                picked = capture.capture_depth(scene, size, size)
-                seconds = _median_seconds(lambda s=scene, n=size: capture.capture_depth(s, n, n),
+                picked = capture_depth(scene, size, size)
+                seconds = _median_seconds(lambda s=scene, n=size: capture_depth(s, n, n),
                                           repeats)
                 engine = next(k for k, v in compat.ENGINE_IDS.items() if v == picked.engine)
                 workbench = plain_by_engine.get("WORKBENCH") or _plain(scene, plain_repeats)
@@ -114,7 +113,10 @@ def measure(names: list[str], sizes: list[int], repeats: int, engines: set[str],
 
 
 def _record(name, size, engine, path, plain, seconds, scene) -> dict:
-    facts = capture.scene_facts(scene, bpy.context.view_layer)
+    # Imported here so the import block above stays as on main (compat moves there).
+    from t2i_src.compositor.capture import scene_facts
+
+    facts = scene_facts(scene, bpy.context.view_layer)
     return {"scene": name, "size": size, "engine": engine, "path": path,
             "plain_s": round(plain, 4), "capture_s": round(seconds, 4),
             "ratio": round(seconds / plain, 3), "triangles": facts.triangles,
@@ -129,6 +131,8 @@ def _row(row: dict) -> str:
 
 def fit(rows: list[dict]) -> dict:
     """Least-squares (base, per Mpx, per Mtri, per k instances) per engine, as COST_MODEL."""
+    import numpy as np  # only --fit needs it
+
     model = {}
     for engine in ("WORKBENCH", "CYCLES"):
         sample = [r for r in rows if r["engine"] == engine and r["path"] == "COMPOSITOR"]
