@@ -1,6 +1,6 @@
 """The result overlay in the scene's compositor: Image -> Scale (render size) -> Alpha Over,
 inserted before the output node without touching the user's nodes. Version details (socket
-names, output node kinds) come from blender_t2i.compat.
+names, output node kinds) come from compositor/compat.py.
 """
 
 from __future__ import annotations
