@@ -62,7 +62,8 @@ def backend(addon):
     python = backend_python()
     if python is None:
         pytest.fail("no backend Python: set T2I_BACKEND_PYTHON to a Python with torch")
-    prefs = bpy.context.preferences.addons[MODULE].preferences
-    prefs.backend_python = python
+    bpy.context.preferences.addons[MODULE].preferences.backend_python = python
     yield python
-    prefs.backend_python = ""
+    # looked up again: a test that disabled and enabled the add-on has new preferences (the
+    # old struct is freed, and writing to it crashes Blender)
+    bpy.context.preferences.addons[MODULE].preferences.backend_python = ""
