@@ -3,13 +3,12 @@ cast of the render-evaluated scene (Z) and the final render's alpha (what the re
 every capture path and engine that runs headless, and what AUTO chooses for each scene.
 
 EEVEE renders run through software GL here and compile shaders per material (seconds each):
-EEVEE runs the scenes at a smaller size, and the whole set only with T2I_SLOW_TESTS=1.
+EEVEE runs the scenes at a smaller size (the whole EEVEE set takes about 25 s on 2 cores).
 """
 
 from __future__ import annotations
 
 import math
-import os
 
 import bpy
 import numpy as np
@@ -23,7 +22,6 @@ STEP = {"street": 4}  # truth on every STEP-th row and column (ray casts cost ~0
 FAST = [("COMPOSITOR", "WORKBENCH"), ("COMPOSITOR", "CYCLES"), ("SHADER", "CYCLES"),
         ("AUTO", "AUTO")]
 EEVEE = [("COMPOSITOR", "EEVEE"), ("SHADER", "EEVEE")]
-SLOW = bool(os.environ.get("T2I_SLOW_TESTS"))
 EEVEE_SIZE = (120, 80)
 TOLERANCE = 0.005  # the README's promise
 _truths: dict = {}
@@ -34,9 +32,7 @@ def _method_id(method):
 
 
 def _methods(scene_name):
-    eevee = [pytest.param(*m, marks=pytest.mark.skipif(
-        not SLOW and scene_name not in ("interior", "render_time"),
-        reason="EEVEE on every scene: set T2I_SLOW_TESTS=1")) for m in EEVEE]
+    eevee = [pytest.param(*m) for m in EEVEE]
     return [pytest.param(*m, id=_method_id(m)) for m in FAST] + [
         pytest.param(*p.values, marks=p.marks, id=_method_id(p.values)) for p in eevee]
 
@@ -173,8 +169,9 @@ def _foliage_judgement(addon, scene, path, engine):
 
 
 def _foliage_methods():
+    # not strict: which pixels the dithering drops is the renderer's own business
     eevee_dither = pytest.mark.xfail(
-        strict=True, reason="EEVEE's dithered alpha at one sample is random where the leaf "
+        strict=False, reason="EEVEE's dithered alpha at one sample is random where the leaf "
         "texture's alpha is fractional (docs/depth.md); AUTO never picks EEVEE")
     return [pytest.param(*p.values, marks=[*p.marks, eevee_dither], id=p.id)
             if p.values == ("COMPOSITOR", "EEVEE") else p for p in _methods("foliage")]
