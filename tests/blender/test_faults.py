@@ -85,13 +85,17 @@ def test_blender_killed_ten_times_leaves_no_backend_running(tmp_path):
     assert not orphans, f"backends left running after Blender died: {orphans}"
 
 
-def test_disabling_the_add_on_during_a_job_stops_its_backend(addon, scene, backend):
+def _tiny_job_scene(scene, steps: int) -> None:
     add_camera(scene)
     add_plane(scene)
     scene.t2i.model_preset = "tiny-sd15-depth"
     scene.t2i.use_render_size = False
     scene.t2i.width = scene.t2i.height = 64
-    scene.t2i.steps = 300
+    scene.t2i.steps = steps
+
+
+def test_disabling_the_add_on_during_a_job_stops_its_backend(addon, scene, backend):
+    _tiny_job_scene(scene, steps=300)
     queue_module = addon.t2i_core.job_queue
     handle = addon.blender_t2i.generation.submit.submit(bpy.context)
     jobs = queue_module.get_job_queue()
@@ -110,11 +114,5 @@ def test_disabling_the_add_on_during_a_job_stops_its_backend(addon, scene, backe
         bpy.ops.preferences.addon_enable(module=MODULE)
         bpy.context.preferences.addons[MODULE].preferences.backend_python = backend
     bpy.ops.wm.read_homefile(use_empty=True)
-    scene = bpy.context.scene
-    add_camera(scene)
-    add_plane(scene)
-    scene.t2i.model_preset = "tiny-sd15-depth"
-    scene.t2i.use_render_size = False
-    scene.t2i.width = scene.t2i.height = 64
-    scene.t2i.steps = 1
+    _tiny_job_scene(bpy.context.scene, steps=1)  # the add-on's new settings
     assert bpy.ops.t2i.generate() == {"FINISHED"}  # and the next job runs on a new backend
