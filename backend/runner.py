@@ -101,12 +101,15 @@ class Runner:
                  cancelled: Callable[[], bool] = lambda: False) -> JobResult:
         timings: dict[str, float] = {}
         started = time.perf_counter()
+        # Inputs first: a bad picture or folder is refused before a model load (seconds to
+        # minutes), let alone a generation.
+        job = self._read_inputs(request, _family(request.model))
+        _check_output_dir(request.output_dir)
+        timings["inputs"] = round(time.perf_counter() - started, 4)
+        started = time.perf_counter()
         reused = self.loaded
         loaded = self._load(request)
         timings["load"] = round(time.perf_counter() - started, 4)
-        started = time.perf_counter()
-        job = self._read_inputs(request, loaded.family)
-        timings["inputs"] = round(time.perf_counter() - started, 4)
         self._apply_loras(loaded, request)
         self._apply_scheduler(loaded, request.scheduler)
         _set_vae_tiling(loaded.pipe, request.width * request.height > TILE_VAE_ABOVE)
@@ -154,11 +157,7 @@ class Runner:
 
     def _load(self, request: GenerateRequest) -> Loaded:
         spec = request.model
-        name = spec.get("family")
-        family = families.get(name) if isinstance(name, str) else None
-        if family is None:
-            raise BackendError(ErrorCode.BAD_REQUEST, f"unknown model family '{name}' "
-                               f"(known: {', '.join(families.FAMILIES)})")
+        family = _family(spec)
         sources = self._resolve_weights(family, spec)
         configs = _resolve_configs(family, spec, sources)
         device = pick_device(str(spec.get("device", "auto")))
@@ -437,6 +436,27 @@ def _set_vae_tiling(pipe: Any, enabled: bool) -> None:
         vae.disable_tiling()
 
 
+def _family(spec: dict[str, Any]) -> ModuleType:
+    name = spec.get("family")
+    family = families.get(name) if isinstance(name, str) else None
+    if family is None:
+        raise BackendError(ErrorCode.BAD_REQUEST, f"unknown model family '{name}' "
+                           f"(known: {', '.join(families.FAMILIES)})")
+    return family
+
+
+def _check_output_dir(folder: str) -> None:
+    """Make the job folder now, so one that cannot be written fails before the model loads
+    and the generation runs, not at the end."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise BackendError(ErrorCode.BAD_REQUEST, f"output folder '{folder}' cannot be made: "
+                           f"{exc.strerror or exc}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise BackendError(ErrorCode.BAD_REQUEST, f"output folder '{folder}' is not writable")
+
+
 def _regular_file(path: str, what: str) -> None:
     """Refuse FIFOs, devices and folders before opening: reading one could block forever."""
     if os.path.exists(path) and not os.path.isfile(path):
@@ -450,7 +470,7 @@ def _read_rgb(path: str, what: str, size: tuple[int, int] | None) -> Image.Image
             rgb = image.convert("RGB")
     except FileNotFoundError:
         raise BackendError(ErrorCode.INPUT_NOT_FOUND, f"{what} '{path}' does not exist") from None
-    except OSError as exc:
+    except (OSError, Image.DecompressionBombError) as exc:  # the bomb error is no OSError
         raise BackendError(ErrorCode.BAD_REQUEST, f"{what} '{path}' is unreadable: {exc}") \
             from None
     if size is not None and rgb.size != size:

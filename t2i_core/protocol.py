@@ -134,6 +134,8 @@ def decode(line: str | bytes) -> dict[str, Any]:
         raise ProtocolError(ErrorCode.BAD_REQUEST, f"not valid JSON: {exc.msg}") from None
     except RecursionError:
         raise ProtocolError(ErrorCode.BAD_REQUEST, "JSON nested too deeply") from None
+    except ValueError as exc:  # an integer past Python's 4,300-digit conversion limit
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"not valid JSON: {exc}") from None
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
         raise ProtocolError(ErrorCode.BAD_REQUEST, "a message must be an object with a 'type'")
     return message
@@ -238,6 +240,16 @@ def parse_generate(message: dict[str, Any]) -> GenerateRequest:
     if not values["output_dir"] or not os.path.isabs(values["output_dir"]):
         raise ProtocolError(ErrorCode.BAD_REQUEST, "generate: 'output_dir' must be an absolute "
                             "folder", job_id)
+    paths = [values[k] for k in ("output_dir", "control_image", "init_image", "depth_float")
+             if values[k] is not None]
+    if any("\x00" in p for p in paths + [p for p in values["reference_images"]
+                                       if isinstance(p, str)]):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "generate: a path holds a NUL character",
+                            job_id)
+    if values["metadata"] is not None and not all(
+            _png_keyword(k) and isinstance(v, str) for k, v in values["metadata"].items()):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "generate: 'metadata' must map PNG text "
+                            "keywords (1-79 Latin-1 characters) to strings", job_id)
     for side in ("width", "height"):
         if not 8 <= values[side] <= MAX_SIDE:
             raise ProtocolError(ErrorCode.BAD_REQUEST,
@@ -281,6 +293,11 @@ def parse_generate(message: dict[str, Any]) -> GenerateRequest:
     return GenerateRequest(**values)
 
 
+def _png_keyword(key: str) -> bool:
+    """The PNG spec's rule for a text chunk's keyword: 1-79 printable Latin-1 characters."""
+    return 0 < len(key) <= 79 and key.isprintable() and all(ord(c) < 256 for c in key)
+
+
 def _safe_file_stem(name: str) -> bool:
     """A name that is one file in the job folder: no separators, no '..', no control chars."""
     return (0 < len(name) <= 200 and name not in (".", "..") and not name.startswith(".")
@@ -288,9 +305,10 @@ def _safe_file_stem(name: str) -> bool:
 
 
 def _parse_lora(item: Any, job_id: str | None) -> LoraSpec:
-    if isinstance(item, str) and item:
+    if isinstance(item, str) and item and "\x00" not in item:
         return LoraSpec(item)
-    if isinstance(item, dict) and isinstance(item.get("path"), str) and item["path"]:
+    if isinstance(item, dict) and isinstance(item.get("path"), str) and item["path"] \
+            and "\x00" not in item["path"]:
         weight = item.get("weight", 1.0)
         if (isinstance(weight, (int, float)) and not isinstance(weight, bool)
                 and math.isfinite(weight)):
