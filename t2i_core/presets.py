@@ -33,15 +33,18 @@ class FamilyInfo:
     roles: tuple[str, ...]  # weights a model spec names: base, controlnet...
     uses_control_strength: bool = True
     uses_negative_prompt: bool = True
+    # Takes a `mask_image` beside the init image and the depth (a diffusers inpaint pipeline
+    # that keeps the depth control); the others refuse a mask.
+    inpaint: bool = False
 
 
 FAMILY_INFO: dict[str, FamilyInfo] = {info.name: info for info in (
     FamilyInfo("sd15_controlnet", "SD 1.5 + ControlNet", 25, 7.5, 1.0, 8, 512,
-               (DEPTH, RENDER), ("base", "controlnet")),
+               (DEPTH, RENDER), ("base", "controlnet"), inpaint=True),
     FamilyInfo("sdxl_controlnet", "SDXL + ControlNet", 30, 6.0, 0.5, 8, 1024,
-               (DEPTH, RENDER), ("base", "controlnet")),
+               (DEPTH, RENDER), ("base", "controlnet"), inpaint=True),
     FamilyInfo("sdxl_controlnet_union", "SDXL + ControlNet Union", 30, 6.0, 0.7, 8, 1024,
-               (DEPTH, RENDER), ("base", "controlnet")),
+               (DEPTH, RENDER), ("base", "controlnet"), inpaint=True),
     FamilyInfo("sd2_depth2img", "SD 2 depth2img", 50, 7.5, 1.0, 8, 768,
                (DEPTH, RENDER, DEPTH_FLOAT), ("base",), uses_control_strength=False),
     FamilyInfo("flux_depth", "FLUX.1 Depth", 30, 10.0, 1.0, 16, 1024,

@@ -13,6 +13,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from .presets import FAMILY_INFO
+
 PROTOCOL_VERSION = 1
 
 # Requests (add-on -> backend)
@@ -183,6 +185,9 @@ class GenerateRequest:
     scheduler: str = "default"
     preview_every: int = 1  # send a preview image every N steps; 0 = none
     preview_size: int = 256  # longest side of a preview image, pixels
+    # Inpainting: a grey picture the size rules of init_image apply to, white = regenerate,
+    # black = keep the init image (grey blends); families that cannot inpaint refuse it.
+    mask_image: str | None = None
 
 
 # field: (type, required, default); ints are accepted where floats are expected
@@ -208,6 +213,7 @@ _GENERATE_FIELDS: dict[str, tuple[type | tuple[type, ...], bool, Any]] = {
     "memory_mode": (str, False, "auto"),
     "scheduler": (str, False, "default"),
     "preview": ((dict, bool, type(None)), False, None),
+    "mask_image": ((str, type(None)), False, None),
 }
 
 MAX_SIDE = 8192
@@ -257,6 +263,7 @@ def parse_generate(message: dict[str, Any]) -> GenerateRequest:
         if not 0.0 < values["strength"] <= 1.0:
             raise ProtocolError(ErrorCode.BAD_REQUEST, "generate: 'strength' must be in (0, 1]",
                                 job_id)
+    _check_mask(values, job_id)
     if not all(isinstance(p, str) and p for p in values["reference_images"]):
         raise ProtocolError(ErrorCode.BAD_REQUEST,
                             "generate: 'reference_images' must be a list of paths", job_id)
@@ -279,6 +286,25 @@ def parse_generate(message: dict[str, Any]) -> GenerateRequest:
                                 "and max_size 8..2048", job_id)
         values["preview_every"], values["preview_size"] = every, size
     return GenerateRequest(**values)
+
+
+def _check_mask(values: dict[str, Any], job_id: str | None) -> None:
+    """A mask says which part of the init image to regenerate, so it needs one."""
+    mask = values["mask_image"]
+    if mask is None:
+        return
+    if not mask or not os.path.isabs(mask):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "generate: 'mask_image' must be an absolute "
+                            "path to a grey PNG (white = regenerate, black = keep)", job_id)
+    if not values["init_image"]:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "generate: 'mask_image' needs 'init_image', "
+                            "the picture kept where the mask is black", job_id)
+    family = values["model"].get("family")
+    info = FAMILY_INFO.get(family) if isinstance(family, str) else None  # unknown: the runner
+    if info is not None and not info.inpaint:
+        able = ", ".join(i.name for i in FAMILY_INFO.values() if i.inpaint)
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"generate: 'mask_image': {info.name} cannot "
+                            f"inpaint (the families that can: {able})", job_id)
 
 
 def _safe_file_stem(name: str) -> bool:
