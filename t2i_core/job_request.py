@@ -96,14 +96,14 @@ def check_settings(settings: JobSettings) -> None:
     """What can be checked before any capture: ValueError says which setting to fix.
     build_request checks it again, with everything else, on the finished request."""
     family = family_info(settings)
-    if settings.use_render and RENDER not in family.inputs:
-        raise ValueError(f"{family.label} takes no colour render: turn off Use Render")
     if settings.mask_image is not None:
         if not family.inpaint:
             raise ValueError(f"{family.label} cannot inpaint: pick a family that can "
                              f"({', '.join(inpaint_families())})")
         if not settings.use_render:
             raise ValueError("inpainting needs an init image: turn on Use Render")
+    elif settings.use_render and RENDER not in family.inputs:
+        raise ValueError(f"{family.label} takes no colour render: turn off Use Render")
 
 
 def inpaint_families() -> list[str]:

@@ -13,7 +13,8 @@ SD15 = get_preset("sd15-depth")
 SETTINGS = JobSettings(preset=SD15, prompt="a house", negative_prompt="", seed=7, steps=20,
                        guidance=7.5, control_strength=1.0, size=(512, 512))
 # The families with a diffusers inpaint pipeline that keeps the depth control (docs/models.md)
-INPAINTS = {"sd15_controlnet", "sdxl_controlnet", "sdxl_controlnet_union"}
+INPAINTS = {"sd15_controlnet", "sdxl_controlnet", "sdxl_controlnet_union", "flux_depth",
+            "flux_controlnet", "zimage_controlnet"}
 
 
 def _message(**fields):
@@ -64,6 +65,13 @@ def test_a_mask_for_an_unknown_family_is_left_to_the_runner_to_refuse():
 
 def test_the_families_that_inpaint_are_the_ones_with_a_depth_inpaint_pipeline():
     assert {name for name, info in FAMILY_INFO.items() if info.inpaint} == INPAINTS
+
+
+def test_an_inpainting_family_without_img2img_takes_the_render_only_with_a_mask():
+    flux = SETTINGS.but(preset=get_preset("flux-depth"), use_render=True)
+    jobs.check_settings(flux.but(mask_image="/tmp/m.png"))
+    with pytest.raises(ValueError, match="takes no colour render"):
+        jobs.check_settings(flux)
 
 
 def test_build_request_carries_the_mask_with_the_init_image():
