@@ -47,7 +47,7 @@ from .devices import (
     weights_bytes,
 )
 from .errors import BackendError, JobCancelled, ModelNotFound
-from .families.common import Job
+from .families.common import Job, keep_unmasked
 
 log = logging.getLogger("blender_t2i.backend")
 
@@ -144,6 +144,7 @@ class Runner:
         timings["generate"] = round(time.perf_counter() - started, 4)
         if image.size != (request.width, request.height):  # edit models round sizes
             image = image.resize((request.width, request.height), Image.Resampling.LANCZOS)
+        image = keep_unmasked(job, image)
         started = time.perf_counter()
         path = Path(request.output_dir) / f"{request.id}.png"
         write_png_atomic(image, path, _png_parameters(request))
@@ -276,9 +277,11 @@ class Runner:
         depth_float = _read_depth_float(request.depth_float, size) \
             if request.depth_float and DEPTH_FLOAT in family.INFO.inputs else None
         references = [_read_rgb(p, "reference image", None) for p in request.reference_images]
+        mask = _read_picture(request.mask_image, "mask image", size, _mask_grey) \
+            if request.mask_image else None
         mode = request.model.get("control_mode")
         return Job(request=request, depth=depth, render=render, depth_float=depth_float,
-                   references=references,
+                   references=references, mask=mask,
                    control_mode=mode if isinstance(mode, int) else None)
 
 
@@ -464,18 +467,37 @@ def _regular_file(path: str, what: str) -> None:
 
 
 def _read_rgb(path: str, what: str, size: tuple[int, int] | None) -> Image.Image:
+    return _read_picture(path, what, size, lambda image: image.convert("RGB"))
+
+
+def _read_picture(path: str, what: str, size: tuple[int, int] | None,
+                  convert: Callable[[Image.Image], Image.Image]) -> Image.Image:
+    """A picture read whole (a truncated file fails here, not in the pipeline), converted,
+    and resized to the job's size when it has another."""
     _regular_file(path, what)
     try:
         with Image.open(path) as image:
-            rgb = image.convert("RGB")
+            picture = convert(image)
     except FileNotFoundError:
         raise BackendError(ErrorCode.INPUT_NOT_FOUND, f"{what} '{path}' does not exist") from None
     except (OSError, Image.DecompressionBombError) as exc:  # the bomb error is no OSError
         raise BackendError(ErrorCode.BAD_REQUEST, f"{what} '{path}' is unreadable: {exc}") \
             from None
-    if size is not None and rgb.size != size:
-        rgb = rgb.resize(size, Image.Resampling.BILINEAR)
-    return rgb
+    if size is not None and picture.size != size:
+        picture = picture.resize(size, Image.Resampling.BILINEAR)
+    return picture
+
+
+def _mask_grey(image: Image.Image) -> Image.Image:
+    """A mask as 8-bit grey. Pillow's own conversion clips 16-bit grey to 255 (every pixel
+    above 1/65535 would be white), so those are scaled; float pictures are refused, as a NaN
+    there says nothing about keeping or regenerating."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # "I": how older Pillows open 16-bit PNGs
+        values = np.asarray(image, dtype=np.float64) / 65535.0
+        return Image.fromarray(np.rint(np.clip(values, 0, 1) * 255).astype(np.uint8))
+    if image.mode == "F":
+        raise OSError("a float picture, not an 8- or 16-bit grey PNG")
+    return image.convert("L")  # colour: its luminance; alpha is ignored
 
 
 def _read_depth_float(path: str, size: tuple[int, int]) -> np.ndarray:
