@@ -61,6 +61,7 @@ class Server:
         self._open: set[str] = set()  # ids queued or running (guarded by _cancel_lock)
         self._cancel_lock = threading.Lock()
         self._worker = threading.Thread(target=self._work, name="t2i-jobs", daemon=True)
+        self.max_megapixels = protocol.max_megapixels(dict(os.environ))
         self._runner: Any = None  # backend.runner.Runner, imported lazily (torch import is slow)
 
     # --- main thread -----------------------------------------------------------------------
@@ -103,6 +104,13 @@ class Server:
                 request = protocol.parse_generate(message)
             except protocol.ProtocolError as exc:
                 self.events.send(protocol.error_event(exc.code, str(exc), exc.job_id))
+                return True
+            too_big = protocol.size_error(request.width, request.height, self.max_megapixels)
+            if too_big is not None:
+                self.events.send(protocol.error_event(
+                    ErrorCode.BAD_REQUEST, f"generate: {too_big}", request.id,
+                    hint="Lower the size, or raise Largest Image in the add-on's preferences "
+                         "if this machine has the memory."))
                 return True
             with self._cancel_lock:
                 duplicate = request.id in self._open

@@ -126,6 +126,20 @@ def check_family(source: Source, family: str, role: str, classes: Iterable[str],
                                f"not one of {', '.join(allowed)} ({family})")
 
 
+def check_controlnet_fits(pipe: Any, family: str, reference: str) -> None:
+    """A ControlNet is a copy of its base's UNet encoder: one made for another base (an SDXL
+    ControlNet beside SD 1.5: the same class) fails only inside the first step. Compare what
+    they must share once both are loaded, before any generating."""
+    unet, controlnets = pipe.unet.config, getattr(pipe.controlnet, "nets", [pipe.controlnet])
+    for controlnet in controlnets:
+        for key in ("cross_attention_dim", "addition_embed_type"):
+            theirs, ours = controlnet.config.get(key), unet.get(key)
+            if theirs != ours:
+                raise WrongModelFamily(
+                    f"controlnet '{reference}' does not fit this {family} base: its "
+                    f"{key} is {theirs}, the base's {ours} (it was made for another family)")
+
+
 def pipeline_folder(source: Source, config: str | None) -> Path | None:
     """The diffusers folder a pipeline's parts load from: the weights' own folder, or for a
     single-file checkpoint its config folder (None when it has none)."""
