@@ -5,8 +5,13 @@ Kept to plain functions so a family module reads top to bottom and calls them by
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import json
+import logging
 import math
-from collections.abc import Callable, Iterable
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +23,9 @@ from PIL import Image
 from t2i_core.protocol import ErrorCode, GenerateRequest
 
 from ..errors import BackendError, WrongModelFamily
-from ..weights import Source, checkpoint_type, folder_class_name, folder_component_classes
+from ..weights import Source, checkpoint_type, folder_class_name
+
+log = logging.getLogger("blender_t2i.backend")
 
 StepCallback = Callable[[Any, int, Any, dict], dict]
 # `variant(PipelineClass)`: the loaded pipeline's components as another pipeline class (e.g. its
@@ -62,6 +69,123 @@ class Job:
         return strength
 
 
+# --- optional packages --------------------------------------------------------------------------
+# The backend runs without these; each one only adds something. transformers and diffusers decide
+# whether one is there by finding it, not importing it, so a broken install (a torchvision built
+# for another torch fails registering its ops) reads as present and then fails inside every image
+# processor, for every family. So each is imported once, before transformers is (the runner
+# imports this module first), and one that fails is marked absent for the whole process: None in
+# sys.modules, which both find_spec and import honour. The libraries then take their
+# no-<package> paths, and only what truly needs the package fails, naming it (load_* below).
+
+
+@dataclass(frozen=True)
+class OptionalPackage:
+    pip_name: str
+    gives: str  # what the backend gains with it (and so loses without it)
+    fix: str
+
+
+OPTIONAL_PACKAGES: dict[str, OptionalPackage] = {  # import name -> package
+    "torchvision": OptionalPackage(
+        "torchvision",
+        "transformers' torchvision image processors (the default, faster preprocessing of "
+        "Qwen-Image-Edit's and FLUX.2 dev's input pictures) and their full Qwen2VLProcessor / "
+        "PixtralProcessor (video input, prompt upsampling); without it the PIL image "
+        "processors run and both models still load",
+        "Reinstall the backend from the add-on's preferences (Install Backend adds "
+        "torchvision), or pip-install the torchvision release built for this torch."),
+    "sentencepiece": OptionalPackage(
+        "sentencepiece",
+        "tokenizers kept only as a SentencePiece model (spiece.model / tokenizer.model without "
+        "a tokenizer.json)",
+        "pip-install sentencepiece (and protobuf) into the backend's Python, or use weights "
+        "whose tokenizer folders have a tokenizer.json."),
+    "google.protobuf": OptionalPackage(
+        "protobuf",
+        "converting SentencePiece tokenizers to fast ones",
+        "pip-install protobuf into the backend's Python, or use weights whose tokenizer "
+        "folders have a tokenizer.json."),
+}
+
+
+def _probe_optional_packages() -> dict[str, str]:
+    """import name -> why it cannot be used ("is not installed", "fails to import: ..."), for
+    each optional package that is missing or broken; a broken one is hidden (see above)."""
+    unavailable: dict[str, str] = {}
+    for name in OPTIONAL_PACKAGES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not name.startswith(exc.name):  # a dependency of it
+                unavailable[name] = f"fails to import: {type(exc).__name__}: {exc}"
+                _hide(name)
+            else:
+                unavailable[name] = "is not installed"
+        except Exception as exc:  # installed but broken: any error an import can raise
+            unavailable[name] = f"fails to import: {type(exc).__name__}: {exc}"
+            _hide(name)
+    for name, why in unavailable.items():
+        if why != "is not installed":
+            log.warning("optional package %s %s; running without it",
+                        OPTIONAL_PACKAGES[name].pip_name, why)
+    return unavailable
+
+
+def _hide(name: str) -> None:
+    if "transformers" in sys.modules or "diffusers" in sys.modules:
+        log.warning("%s was probed after transformers/diffusers were imported", name)
+    for module in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+        del sys.modules[module]  # what the failed import left half-done
+    sys.modules[name] = None  # type: ignore[assignment]
+
+
+UNAVAILABLE_PACKAGES: dict[str, str] = _probe_optional_packages()
+
+
+def package_usable(name: str) -> bool:
+    """Whether optional package `name` (an OPTIONAL_PACKAGES key) imports in this process."""
+    return name not in UNAVAILABLE_PACKAGES
+
+
+def unavailable_packages() -> list[dict[str, str]]:
+    """The optional packages this backend runs without, why, and what that costs (for the
+    `capabilities` reply)."""
+    return [{"package": OPTIONAL_PACKAGES[name].pip_name, "problem": why,
+             "without": OPTIONAL_PACKAGES[name].gives, "fix": OPTIONAL_PACKAGES[name].fix}
+            for name, why in UNAVAILABLE_PACKAGES.items()]
+
+
+def missing_package_error(exc: ImportError, what: str) -> BackendError | None:
+    """MODEL_LOAD_FAILED naming the optional package an import error is about and the fix, or
+    None when it is about none of them. Python names the module (`ModuleNotFoundError.name`,
+    also for a package hidden above); transformers says which library it lacks in words
+    ("... requires the SentencePiece library but it was not found")."""
+    module = getattr(exc, "name", None) or ""
+    text = str(exc).lower()
+    for name, package in OPTIONAL_PACKAGES.items():
+        named = bool(module) and (name == module or name.startswith(module + ".")
+                                  or module.startswith(name + "."))
+        if not named and f"the {package.pip_name} library" not in text:
+            continue
+        why = UNAVAILABLE_PACKAGES.get(name, "is not usable here")
+        return BackendError(ErrorCode.MODEL_LOAD_FAILED,
+                            f"{what} needs the optional package {package.pip_name}, which {why}",
+                            hint=package.fix)
+    return None
+
+
+@contextlib.contextmanager
+def _naming_missing_packages(what: Any) -> Iterator[None]:
+    try:
+        yield
+    except ImportError as exc:
+        error = missing_package_error(exc, getattr(what, "__name__", str(what)))
+        if error is None:
+            raise
+        raise error from exc
+
+
 # --- loading ------------------------------------------------------------------------------------
 
 
@@ -70,37 +194,41 @@ def load_model(cls: Any, source: Source, dtype: torch.dtype, config: str | None 
     """A model (UNet, ControlNet, transformer...) from a diffusers folder or a single file.
     A single file needs its diffusers config (`config`: a folder or cached repo id) because
     nothing may be fetched."""
-    if source.is_file:
-        kwargs: dict[str, Any] = {"config": config} if config else {}
-        if config and subfolder:
-            kwargs["subfolder"] = subfolder
-        return cls.from_single_file(str(source.path), dtype=dtype, local_files_only=True,
-                                    **kwargs)
-    folder = source.path
-    if subfolder and (folder / subfolder).is_dir():
-        folder = folder / subfolder
-    return cls.from_pretrained(folder, dtype=dtype, use_safetensors=True)
+    with _naming_missing_packages(cls):
+        if source.is_file:
+            kwargs: dict[str, Any] = {"config": config} if config else {}
+            if config and subfolder:
+                kwargs["subfolder"] = subfolder
+            return cls.from_single_file(str(source.path), dtype=dtype, local_files_only=True,
+                                        **kwargs)
+        folder = source.path
+        if subfolder and (folder / subfolder).is_dir():
+            folder = folder / subfolder
+        return cls.from_pretrained(folder, dtype=dtype, use_safetensors=True)
 
 
 def load_pipeline(cls: Any, source: Source, dtype: torch.dtype, config: str | None = None,
                   **components: Any) -> Any:
     """A pipeline from a diffusers folder, or from an A1111/ComfyUI single-file checkpoint plus
     the family's config (scheduler, tokenizer and component configs)."""
-    if source.is_file:
-        return cls.from_single_file(str(source.path), config=config, dtype=dtype,
-                                    local_files_only=True, **components)
-    return cls.from_pretrained(source.path, dtype=dtype, use_safetensors=True, **components)
+    with _naming_missing_packages(cls):
+        if source.is_file:
+            return cls.from_single_file(str(source.path), config=config, dtype=dtype,
+                                        local_files_only=True, **components)
+        return cls.from_pretrained(source.path, dtype=dtype, use_safetensors=True,
+                                   **components)
 
 
 def load_transformer_pipeline(cls: Any, transformer_cls: Any, source: Source, dtype: torch.dtype,
                               config: str | None = None, **components: Any) -> Any:
     """Transformer families (FLUX, Z-Image, Qwen): a single file holds only the transformer, as
     ComfyUI keeps it; text encoders, VAE and scheduler come from the config folder/repo."""
-    if not source.is_file:
-        return cls.from_pretrained(source.path, dtype=dtype, use_safetensors=True, **components)
-    components["transformer"] = load_model(transformer_cls, source, dtype, config,
-                                           subfolder="transformer")
-    return cls.from_pretrained(config, dtype=dtype, use_safetensors=True, **components)
+    if source.is_file:
+        components["transformer"] = load_model(transformer_cls, source, dtype, config,
+                                               subfolder="transformer")
+    with _naming_missing_packages(cls):
+        return cls.from_pretrained(config if source.is_file else source.path, dtype=dtype,
+                                   use_safetensors=True, **components)
 
 
 def check_family(source: Source, family: str, role: str, classes: Iterable[str],
@@ -130,24 +258,19 @@ def pipeline_folder(source: Source, config: str | None) -> Path | None:
     return source.path
 
 
-def require_torchvision_for_processors(source: Source, config: str | None, model: str) -> None:
-    """transformers builds vision-language processors (Qwen-Image-Edit's Qwen2VLProcessor,
-    FLUX.2 dev's PixtralProcessor) only with torchvision. Without a working one the load fails
-    deep inside transformers, so say what is missing up front."""
+def component_folder(source: Source, config: str | None, component: str,
+                     classes: Iterable[str]) -> Path | None:
+    """The folder of pipeline part `component` when model_index.json lists it as one of
+    `classes` (e.g. Qwen-Image-Edit's `processor` as a Qwen2VLProcessor), else None."""
     folder = pipeline_folder(source, config)
-    if folder is None or not any(name.endswith("Processor")
-                                 for name in folder_component_classes(folder)):
-        return
+    if folder is None or not (folder / component).is_dir():
+        return None
     try:
-        import torchvision  # noqa: F401
-    except Exception as exc:  # absent, or built for another torch (fails registering its ops)
-        raise BackendError(
-            ErrorCode.MODEL_LOAD_FAILED,
-            f"{model} needs torchvision in the backend's Python for its input processor: "
-            f"{type(exc).__name__}: {exc}",
-            hint="Reinstall the backend from the add-on's preferences (Install Backend adds "
-                 "torchvision), or pip-install the torchvision release built for this "
-                 "torch.") from None
+        entry = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))[component]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    found = entry[1] if isinstance(entry, list) and len(entry) == 2 else None
+    return folder / component if found in tuple(classes) else None
 
 
 def config_folder(config: str | None) -> str | None:
