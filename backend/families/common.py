@@ -5,13 +5,12 @@ Kept to plain functions so a family module reads top to bottom and calls them by
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import json
 import logging
 import math
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,42 +69,38 @@ class Job:
 
 
 # --- optional packages --------------------------------------------------------------------------
-# The backend runs without these; each one only adds something. transformers and diffusers decide
-# whether one is there by finding it, not importing it, so a broken install (a torchvision built
-# for another torch fails registering its ops) reads as present and then fails inside every image
-# processor, for every family. So each is imported once, before transformers is (the runner
-# imports this module first), and one that fails is marked absent for the whole process: None in
-# sys.modules, which both find_spec and import honour. The libraries then take their
-# no-<package> paths, and only what truly needs the package fails, naming it (load_* below).
+# Packages a part of the backend needs and the rest runs without. transformers and diffusers
+# decide whether one is there by finding it, not importing it, so a broken install (a torchvision
+# built for another torch fails registering its ops; a half-upgraded peft) reads as present and
+# then fails every family: diffusers imports peft and accelerate at its own import, transformers
+# imports torchvision inside every image processor. So each is imported once, before they are
+# (the runner imports this module first), and one that fails is marked absent for the whole
+# process: None in sys.modules, which both find_spec and import honour. The libraries then take
+# their no-<package> paths, and only what needs the package fails, naming it and the fix
+# (missing_package_error, require_package).
 
 
 @dataclass(frozen=True)
 class OptionalPackage:
     pip_name: str
-    gives: str  # what the backend gains with it (and so loses without it)
+    needed_for: str  # what needs it (and so is lost without it)
     fix: str
 
 
+_REINSTALL = "Reinstall the backend from the add-on's preferences (Install Backend), or "
+# In probing order: peft imports accelerate and transformers, which must see torchvision's state.
 OPTIONAL_PACKAGES: dict[str, OptionalPackage] = {  # import name -> package
     "torchvision": OptionalPackage(
         "torchvision",
-        "transformers' torchvision image processors (the default, faster preprocessing of "
-        "Qwen-Image-Edit's and FLUX.2 dev's input pictures) and their full Qwen2VLProcessor / "
-        "PixtralProcessor (video input, prompt upsampling); without it the PIL image "
-        "processors run and both models still load",
-        "Reinstall the backend from the add-on's preferences (Install Backend adds "
-        "torchvision), or pip-install the torchvision release built for this torch."),
-    "sentencepiece": OptionalPackage(
-        "sentencepiece",
-        "tokenizers kept only as a SentencePiece model (spiece.model / tokenizer.model without "
-        "a tokenizer.json)",
-        "pip-install sentencepiece (and protobuf) into the backend's Python, or use weights "
-        "whose tokenizer folders have a tokenizer.json."),
-    "google.protobuf": OptionalPackage(
-        "protobuf",
-        "converting SentencePiece tokenizers to fast ones",
-        "pip-install protobuf into the backend's Python, or use weights whose tokenizer "
-        "folders have a tokenizer.json."),
+        "transformers' torchvision image processors: the faster preparation of Qwen-Image-Edit's "
+        "and FLUX.2 dev's input pictures, and their full processors (video input, prompt "
+        "upsampling); without it both models use the PIL image processors",
+        _REINSTALL + "pip-install the torchvision release built for this torch."),
+    "accelerate": OptionalPackage(
+        "accelerate", "the model_offload memory mode and low-memory loading",
+        _REINSTALL + "pip-install accelerate into the backend's Python."),
+    "peft": OptionalPackage(
+        "peft", "LoRAs", _REINSTALL + "pip-install peft into the backend's Python."),
 }
 
 
@@ -116,25 +111,17 @@ def _probe_optional_packages() -> dict[str, str]:
     for name in OPTIONAL_PACKAGES:
         try:
             importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name is None or not name.startswith(exc.name):  # a dependency of it
-                unavailable[name] = f"fails to import: {type(exc).__name__}: {exc}"
+        except Exception as exc:  # missing, or installed but broken: any error an import raises
+            missing = isinstance(exc, ModuleNotFoundError) and exc.name == name
+            unavailable[name] = ("is not installed" if missing
+                                 else f"fails to import: {type(exc).__name__}: {exc}")
+            if not missing:
+                log.warning("%s %s; the backend runs without it", name, unavailable[name])
                 _hide(name)
-            else:
-                unavailable[name] = "is not installed"
-        except Exception as exc:  # installed but broken: any error an import can raise
-            unavailable[name] = f"fails to import: {type(exc).__name__}: {exc}"
-            _hide(name)
-    for name, why in unavailable.items():
-        if why != "is not installed":
-            log.warning("optional package %s %s; running without it",
-                        OPTIONAL_PACKAGES[name].pip_name, why)
     return unavailable
 
 
 def _hide(name: str) -> None:
-    if "transformers" in sys.modules or "diffusers" in sys.modules:
-        log.warning("%s was probed after transformers/diffusers were imported", name)
     for module in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
         del sys.modules[module]  # what the failed import left half-done
     sys.modules[name] = None  # type: ignore[assignment]
@@ -152,38 +139,40 @@ def unavailable_packages() -> list[dict[str, str]]:
     """The optional packages this backend runs without, why, and what that costs (for the
     `capabilities` reply)."""
     return [{"package": OPTIONAL_PACKAGES[name].pip_name, "problem": why,
-             "without": OPTIONAL_PACKAGES[name].gives, "fix": OPTIONAL_PACKAGES[name].fix}
+             "needed_for": OPTIONAL_PACKAGES[name].needed_for,
+             "fix": OPTIONAL_PACKAGES[name].fix}
             for name, why in UNAVAILABLE_PACKAGES.items()]
 
 
-def missing_package_error(exc: ImportError, what: str) -> BackendError | None:
+def _package_error(name: str, what: str) -> BackendError:
+    package = OPTIONAL_PACKAGES[name]
+    why = UNAVAILABLE_PACKAGES.get(name, "is not usable here")
+    return BackendError(ErrorCode.MODEL_LOAD_FAILED,
+                        f"{what} needs the optional package {package.pip_name}, which {why}",
+                        hint=package.fix)
+
+
+def require_package(name: str, what: str) -> None:
+    """Refuse `what` up front when optional package `name` cannot be used (where the library
+    would fail with an error that does not name it)."""
+    if not package_usable(name):
+        raise _package_error(name, what)
+
+
+def missing_package_error(exc: BaseException, what: str) -> BackendError | None:
     """MODEL_LOAD_FAILED naming the optional package an import error is about and the fix, or
     None when it is about none of them. Python names the module (`ModuleNotFoundError.name`,
-    also for a package hidden above); transformers says which library it lacks in words
-    ("... requires the SentencePiece library but it was not found")."""
-    module = getattr(exc, "name", None) or ""
+    also for a hidden package); the libraries name it in words ("requires the Torchvision
+    library", "requires `accelerate v0.17.0`")."""
+    if not isinstance(exc, ImportError):
+        return None
+    module = exc.name or ""
     text = str(exc).lower()
     for name, package in OPTIONAL_PACKAGES.items():
-        named = bool(module) and (name == module or name.startswith(module + ".")
-                                  or module.startswith(name + "."))
-        if not named and f"the {package.pip_name} library" not in text:
-            continue
-        why = UNAVAILABLE_PACKAGES.get(name, "is not usable here")
-        return BackendError(ErrorCode.MODEL_LOAD_FAILED,
-                            f"{what} needs the optional package {package.pip_name}, which {why}",
-                            hint=package.fix)
+        if module == name or module.startswith(name + ".") or \
+                f"the {package.pip_name} library" in text or f"`{package.pip_name}" in text:
+            return _package_error(name, what)
     return None
-
-
-@contextlib.contextmanager
-def _naming_missing_packages(what: Any) -> Iterator[None]:
-    try:
-        yield
-    except ImportError as exc:
-        error = missing_package_error(exc, getattr(what, "__name__", str(what)))
-        if error is None:
-            raise
-        raise error from exc
 
 
 # --- loading ------------------------------------------------------------------------------------
@@ -194,41 +183,37 @@ def load_model(cls: Any, source: Source, dtype: torch.dtype, config: str | None 
     """A model (UNet, ControlNet, transformer...) from a diffusers folder or a single file.
     A single file needs its diffusers config (`config`: a folder or cached repo id) because
     nothing may be fetched."""
-    with _naming_missing_packages(cls):
-        if source.is_file:
-            kwargs: dict[str, Any] = {"config": config} if config else {}
-            if config and subfolder:
-                kwargs["subfolder"] = subfolder
-            return cls.from_single_file(str(source.path), dtype=dtype, local_files_only=True,
-                                        **kwargs)
-        folder = source.path
-        if subfolder and (folder / subfolder).is_dir():
-            folder = folder / subfolder
-        return cls.from_pretrained(folder, dtype=dtype, use_safetensors=True)
+    if source.is_file:
+        kwargs: dict[str, Any] = {"config": config} if config else {}
+        if config and subfolder:
+            kwargs["subfolder"] = subfolder
+        return cls.from_single_file(str(source.path), dtype=dtype, local_files_only=True,
+                                    **kwargs)
+    folder = source.path
+    if subfolder and (folder / subfolder).is_dir():
+        folder = folder / subfolder
+    return cls.from_pretrained(folder, dtype=dtype, use_safetensors=True)
 
 
 def load_pipeline(cls: Any, source: Source, dtype: torch.dtype, config: str | None = None,
                   **components: Any) -> Any:
     """A pipeline from a diffusers folder, or from an A1111/ComfyUI single-file checkpoint plus
     the family's config (scheduler, tokenizer and component configs)."""
-    with _naming_missing_packages(cls):
-        if source.is_file:
-            return cls.from_single_file(str(source.path), config=config, dtype=dtype,
-                                        local_files_only=True, **components)
-        return cls.from_pretrained(source.path, dtype=dtype, use_safetensors=True,
-                                   **components)
+    if source.is_file:
+        return cls.from_single_file(str(source.path), config=config, dtype=dtype,
+                                    local_files_only=True, **components)
+    return cls.from_pretrained(source.path, dtype=dtype, use_safetensors=True, **components)
 
 
 def load_transformer_pipeline(cls: Any, transformer_cls: Any, source: Source, dtype: torch.dtype,
                               config: str | None = None, **components: Any) -> Any:
     """Transformer families (FLUX, Z-Image, Qwen): a single file holds only the transformer, as
     ComfyUI keeps it; text encoders, VAE and scheduler come from the config folder/repo."""
-    if source.is_file:
-        components["transformer"] = load_model(transformer_cls, source, dtype, config,
-                                               subfolder="transformer")
-    with _naming_missing_packages(cls):
-        return cls.from_pretrained(config if source.is_file else source.path, dtype=dtype,
-                                   use_safetensors=True, **components)
+    if not source.is_file:
+        return cls.from_pretrained(source.path, dtype=dtype, use_safetensors=True, **components)
+    components["transformer"] = load_model(transformer_cls, source, dtype, config,
+                                           subfolder="transformer")
+    return cls.from_pretrained(config, dtype=dtype, use_safetensors=True, **components)
 
 
 def check_family(source: Source, family: str, role: str, classes: Iterable[str],
