@@ -37,7 +37,8 @@ class Qwen2VLImagesProcessor(Qwen2VLProcessor):
     """Qwen2VLProcessor without its video processor. ProcessorMixin takes a processor's parts
     from its __init__ signature, so this one loads from the same folder with the image
     processor (the PIL one without torchvision), the tokenizer and the chat template only, and
-    runs the same __call__: identical text and pixel inputs for still pictures."""
+    runs the same __call__ for still pictures (the PIL processor resamples them a little
+    differently from the torchvision one)."""
 
     def __init__(self, image_processor: Any = None, tokenizer: Any = None,
                  chat_template: str | None = None, **kwargs: Any):
