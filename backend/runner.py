@@ -47,7 +47,7 @@ from .devices import (
     weights_bytes,
 )
 from .errors import BackendError, JobCancelled, ModelNotFound
-from .families.common import Job, keep_unmasked
+from .families.common import Job, keep_unmasked, missing_package_error, require_package
 
 log = logging.getLogger("blender_t2i.backend")
 
@@ -191,6 +191,9 @@ class Runner:
                 raise BackendError(ErrorCode.OUT_OF_MEMORY,
                                    f"out of memory loading {family.NAME} in '{mode}' mode",
                                    hint=NEXT_MODE_HINT.get(mode)) from exc
+            missing = missing_package_error(exc, f"loading {family.NAME} in '{mode}' mode")
+            if missing is not None:
+                raise missing from exc
             raise BackendError(ErrorCode.MODEL_LOAD_FAILED,
                                f"could not load {family.NAME} from "
                                f"{', '.join(str(s.path) for s in sources.values())}: "
@@ -239,6 +242,8 @@ class Runner:
                 loaded.lora_active = False
             return
         names, strengths = [], []
+        # diffusers alone would only say "PEFT backend is required for this method"
+        require_package("peft", "loading LoRAs")
         for lora in request.loras:
             source = weights.resolve(lora.path, "LoRA")
             adapter = loaded.loras.get(str(source.path))
