@@ -95,10 +95,9 @@ class Server:
         kind = message["type"]
         if kind == protocol.HELLO:
             self.events.send(self._ready_event())
-        elif kind == protocol.CAPABILITIES:
-            from .capabilities import capabilities_event
-
-            self.events.send(capabilities_event())
+        elif kind == protocol.CAPABILITIES:  # on a thread: it imports the optional packages
+            threading.Thread(target=self._send_capabilities, name="t2i-capabilities",
+                             daemon=True).start()
         elif kind == protocol.GENERATE:
             try:
                 request = protocol.parse_generate(message)
@@ -140,6 +139,11 @@ class Server:
                 ErrorCode.UNKNOWN_REQUEST, f"unknown request type '{kind}'",
                 message.get("id") if isinstance(message.get("id"), str) else None))
         return True
+
+    def _send_capabilities(self) -> None:
+        from .capabilities import capabilities_event
+
+        self.events.send(capabilities_event())
 
     def _beat(self) -> None:
         """The add-on's sign of life: a process whose threads all stop (SIGSTOP, a library
