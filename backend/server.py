@@ -141,9 +141,15 @@ class Server:
         return True
 
     def _send_capabilities(self) -> None:
-        from .capabilities import capabilities_event
+        try:
+            from .capabilities import capabilities_event
 
-        self.events.send(capabilities_event())
+            event = capabilities_event()
+        except Exception as exc:  # a broken install: say so instead of never answering
+            log.exception("capabilities failed")
+            event = protocol.error_event(ErrorCode.GENERATION_FAILED,
+                                         f"capabilities: {type(exc).__name__}: {exc}")
+        self.events.send(event)
 
     def _beat(self) -> None:
         """The add-on's sign of life: a process whose threads all stop (SIGSTOP, a library
