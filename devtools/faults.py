@@ -16,11 +16,29 @@ def _executable(path: Path, text: str) -> Path:
     return path
 
 
-def memory_capped_python(python: str, folder: Path, limit_bytes: int) -> Path:
-    """The real Python with its address space capped (RLIMIT_AS): an allocation past the cap
-    fails for real inside torch, as it does on a machine that runs out of memory."""
-    return _executable(folder / "python-capped", f"#!/bin/sh\nulimit -v {limit_bytes // 1024}\n"
-                                                 f'exec "{python}" "$@"\n')
+def oom_python(python: str, folder: Path, above_pixels: int) -> Path:
+    """The real backend whose UNet's forward raises torch.OutOfMemoryError (CUDA's error) for
+    images over `above_pixels`, as a GPU that runs out of memory does mid-step."""
+    return _executable(folder / "python-oom", f"""#!{python}
+import runpy, sys
+import torch
+from diffusers import UNet2DConditionModel
+
+real_forward = UNet2DConditionModel.forward
+
+
+def forward(self, sample, *args, **kwargs):
+    if sample.shape[-1] * sample.shape[-2] * 64 > {above_pixels}:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB "
+                                     "(injected by devtools.faults)")
+    return real_forward(self, sample, *args, **kwargs)
+
+
+UNet2DConditionModel.forward = forward
+assert sys.argv[1:3] == ["-m", "backend"], sys.argv  # how the add-on starts its backend
+sys.argv = ["backend", *sys.argv[3:]]
+runpy.run_module("backend", run_name="__main__", alter_sys=True)
+""")
 
 
 def garbling_python(python: str, folder: Path, after: bytes = b'"progress"') -> Path:

@@ -55,3 +55,14 @@ def test_a_cancel_stops_a_big_job_inside_its_step(backend, make_job, sd15):
     steps = [e["step"] for e in events if e["type"] == protocol.PROGRESS]
     assert steps == [1], f"steps reported after the cancel: {steps}"
     assert backend.run(make_job(sd15))[-1]["type"] == protocol.RESULT  # and the next one runs
+
+
+def test_allocator_failures_that_are_not_torch_oom_errors_count_as_out_of_memory():
+    import torch
+
+    from backend.devices import is_out_of_memory
+
+    cpu = RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't "
+                       "allocate memory: you tried to allocate 4294967296 bytes.")
+    assert is_out_of_memory(cpu) and is_out_of_memory(torch.OutOfMemoryError("CUDA out of"))
+    assert not is_out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
