@@ -28,7 +28,7 @@ import bpy
 from ...t2i_core import batch_plan
 from ...t2i_core.backend_process import BackendConfig, BackendFailure
 from ...t2i_core.batch_plan import Manifest, OutputPattern, PlanError
-from ...t2i_core.farm_worker import WorkerUnfit, device_problem
+from ...t2i_core.farm_worker import WorkerUnfit, device_problem, model_cache_text
 from ...t2i_core.job_queue import JobHandle, get_job_queue
 from ...t2i_core.presets import get_preset
 from ...t2i_core.protocol import ErrorCode
@@ -261,6 +261,7 @@ def _run_shot_chunk(scene: bpy.types.Scene, options: BatchOptions, depth: DepthO
         f"{len(options.frames)} frames, {len(todo)} to generate"
         + (f" ({skipped} already done)" if skipped else "") + f", {preset.name} at "
         f"{size[0]}x{size[1]} -> {folder}")
+    say(f"models from {model_cache_text(options.backend, os.environ)}")
 
     def plan_of(frame: int) -> tuple[int, str]:
         return shot.seeds[frame], shot.prompts[frame]
