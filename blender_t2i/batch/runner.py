@@ -157,9 +157,8 @@ def run(scene: bpy.types.Scene, options: BatchOptions, say: Say = _print) -> int
         prepare_shot(scene, options, depth, shot, say)
         return 0
     if shot is None and options.shot:
-        raise ShotMismatch(f"no prepared shot in {options.out.folder} ({batch_plan.MANIFEST} "
-                           "needs shot.json for a chunk): run the prepare step "
-                           "(--prepare) with the same settings first")
+        raise ShotMismatch(f"no prepared shot in {options.out.folder} (no shot.json there): "
+                           "run the prepare step (--prepare) with the same settings first")
     if shot is not None:
         return _run_shot_chunk(scene, options, depth, shot, say)
     preset, size = scene_job.preset_and_size(scene)
@@ -287,13 +286,12 @@ def _run_shot_chunk(scene: bpy.types.Scene, options: BatchOptions, depth: DepthO
                                  plan_of, record, say)
         said = 0.0
         while waiting:  # frames other workers hold: wait for them, or take them over
-            mine: list[int] = []
-            waiting = [f for f in waiting if not workers.is_done(f)]
-            pending = list(claimed(waiting, mine))  # `mine` collects those still held
-            if pending:
-                done += _generate_frames(scene, options, depth, pending, len(pending),
+            still_held: list[int] = []
+            freed = list(claimed(waiting, still_held))  # their worker gave up or died
+            if freed:
+                done += _generate_frames(scene, options, depth, freed, len(freed),
                                          plan_of, record, say)
-            waiting = mine
+            waiting = still_held
             if waiting and time.monotonic() - said > 30:
                 holders = {f: workers.holder(f) or {} for f in waiting}
                 say("waiting for frames " + ", ".join(
