@@ -122,6 +122,15 @@ def _check_merged(out: Path, frames: range) -> dict:
     return manifest
 
 
+def test_help_shows_the_farm_options_and_the_exit_table():
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    for option in ("--prepare", "--shot", "--device", "CUDA_VISIBLE_DEVICES", "HF_HOME",
+                   "exit status (what a render farm should do):", "retry on another worker"):
+        assert option in proc.stdout
+
+
 # --- Flamenco --------------------------------------------------------------------------------
 
 def _compile(tmp_path: Path, **settings) -> dict:
