@@ -29,7 +29,7 @@ from ...t2i_core import batch_plan
 from ...t2i_core.backend_process import BackendConfig, BackendFailure
 from ...t2i_core.batch_plan import Manifest, OutputPattern, PlanError
 from ...t2i_core.farm_worker import WorkerUnfit, device_problem, model_cache_text
-from ...t2i_core.job_queue import JobHandle, get_job_queue
+from ...t2i_core.job_queue import JobHandle, JobQueue, get_job_queue
 from ...t2i_core.presets import get_preset
 from ...t2i_core.protocol import ErrorCode
 from ...t2i_core.shot_folder import ShotFolder, Worker
@@ -392,7 +392,7 @@ def _retry(options: BatchOptions, in_flight: list[_InFlight], failure: BackendFa
             item.handle = jobs.submit(item.job.request, options.backend)
 
 
-def _check_device(options: BatchOptions, jobs) -> None:
+def _check_device(options: BatchOptions, jobs: JobQueue) -> None:
     """Raise WorkerUnfit when --device names a device the backend does not have."""
     devices = jobs.backend_ready.get("devices")
     if options.device and devices is not None:
