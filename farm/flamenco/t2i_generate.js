@@ -112,9 +112,10 @@ function t2iArgs(settings) {
     } else {
         options.push(["--preset", settings.preset]);
     }
-    for (const [flag, value] of options) {
+    for (const option of options) {
+        const value = option[1];
         if (value !== undefined && value !== null && `${value}` !== "") {
-            args.push(flag, `${value}`);
+            args.push(option[0], `${value}`);
         }
     }
     return args;
