@@ -2,10 +2,11 @@
 PYTHON ?= python3.11
 VENV := .venv
 VENV42 := .venv42
+VENVFARM := .venv-farm
 
 .PHONY: setup demo test lint build clean
 
-setup: $(VENV)/.installed $(VENV42)/.installed
+setup: $(VENV)/.installed $(VENV42)/.installed $(VENVFARM)/.installed
 
 # Blender 5.0.1 as a module + the backend stack (CPU torch): demo, tests, CI.
 $(VENV)/.installed: requirements/main.txt
@@ -17,6 +18,12 @@ $(VENV)/.installed: requirements/main.txt
 $(VENV42)/.installed: requirements/blender42.txt
 	test -x $(VENV42)/bin/python || $(PYTHON) -m venv $(VENV42)
 	$(VENV42)/bin/python -m pip install --quiet -r requirements/blender42.txt
+	touch $@
+
+# Node and openjd-cli, to test the Flamenco job type and the Open Job Description template.
+$(VENVFARM)/.installed: requirements/farm.txt
+	test -x $(VENVFARM)/bin/python || $(PYTHON) -m venv $(VENVFARM)
+	$(VENVFARM)/bin/python -m pip install --quiet -r requirements/farm.txt
 	touch $@
 
 demo: setup

@@ -10,51 +10,66 @@ locked over all frames by default, so frames do not flicker from range changes a
 
 Writes per frame <name>.png (result), <name>_depth.png (what the model saw), _depth16.png,
 _depth.exr and <name>.json, plus manifest.json in the output folder, each file atomically.
-Exit status: 0 when every frame is done, 1 when generation failed (or a file could not be
-written), 2 for bad arguments or a scene/extension problem.
+
+On a render farm: one `--prepare` task writes shot.json (the depth range locked over the
+whole shot, the seed plan, the settings' hash) into --out; then chunk tasks with the same
+settings and `--shot --frames CHUNK` run on many workers at once into that folder. Empty
+option values mean "not given" (the scene's), so job templates can pass every option.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib
 import json
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
-EXIT_FAILED, EXIT_USAGE = 1, 2
+EXIT_USAGE = 2  # before the extension is found; the full table is t2i_core/farm_worker.py
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _given(kind: Callable[[str], Any] = str) -> Callable[[str], Any]:
+    """An option type for which an empty value means 'not given' (a farm template's blank)."""
+    def convert(text: str) -> Any:
+        return None if text.strip() == "" else kind(text)
+    convert.__name__ = getattr(kind, "__name__", "value")  # argparse's error names the type
+    return convert
+
+
+def build_parser(epilog: str = "") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="t2i_batch.py", description=__doc__,
+        prog="t2i_batch.py", description=__doc__, epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     if "bpy" not in sys.modules:  # plain Python: the .blend comes first
         parser.add_argument("blend", help="the .blend file to render from")
     parser.add_argument("--frames", help="frames to do: 1-48, 1,5,9-12 or 1-48x2 "
                                          "(default: the scene's frame range and step)")
     prompts = parser.add_mutually_exclusive_group()
-    prompts.add_argument("--prompt", help="the prompt (default: the scene's)")
+    prompts.add_argument("--prompt", type=_given(), help="the prompt (default: the scene's)")
     prompts.add_argument("--prompts", type=Path, metavar="FILE",
                          help="prompts by frame: JSON {\"1\": \"...\", \"24\": \"...\"} or lines "
                               "'FRAME: prompt'; each holds until the next listed frame")
-    parser.add_argument("--negative", help="the negative prompt (default: the scene's)")
+    parser.add_argument("--negative", type=_given(),
+                        help="the negative prompt (default: the scene's)")
     model = parser.add_mutually_exclusive_group()
-    model.add_argument("--preset", help="a model preset name (default: the scene's)")
-    model.add_argument("--model", metavar="JSON",
+    model.add_argument("--preset", type=_given(),
+                       help="a model preset name (default: the scene's)")
+    model.add_argument("--model", metavar="JSON", type=_given(),
                        help="a model spec, e.g. '{\"family\": \"sd15_controlnet\", \"base\": "
                             "\"/models/sd15\", \"controlnet\": \"/models/depth\"}'")
-    parser.add_argument("--seed", type=int, help="base seed (default: the scene's)")
+    parser.add_argument("--seed", type=_given(int), help="base seed (default: the scene's)")
     parser.add_argument("--seed-mode", choices=["fixed", "per-frame"], default="fixed",
                         help="fixed: the same seed every frame (steadier); per-frame: seed + "
                              "frame number")
-    parser.add_argument("--steps", type=int, help="sampling steps")
-    parser.add_argument("--guidance", type=float, help="prompt guidance (CFG)")
-    parser.add_argument("--strength", type=float, help="depth control strength")
-    parser.add_argument("--size", metavar="WxH",
+    parser.add_argument("--steps", type=_given(int), help="sampling steps")
+    parser.add_argument("--guidance", type=_given(float), help="prompt guidance (CFG)")
+    parser.add_argument("--strength", type=_given(float), help="depth control strength")
+    parser.add_argument("--size", metavar="WxH", type=_given(),
                         help="image size (default: the render resolution, snapped)")
     parser.add_argument("--depth-range", choices=["locked", "auto", "clip", "manual"],
                         default="locked",
@@ -75,6 +90,22 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "preference or T2I_BACKEND_PYTHON)")
     parser.add_argument("--retries", type=int, default=1,
                         help="times a frame is retried after a backend failure (default 1)")
+    parser.add_argument("--device", type=_given(),
+                        help="this worker's device: auto, cpu, mps, cuda or cuda:N (N counts "
+                             "the GPUs CUDA_VISIBLE_DEVICES leaves visible; default: the "
+                             "preferences'). The model cache comes from HF_HOME/HF_HUB_CACHE "
+                             "and T2I_MODEL_FOLDERS when set, else the preferences")
+    farm = parser.add_mutually_exclusive_group()
+    farm.add_argument("--prepare", action="store_true",
+                      help="farm: prepare the shot (lock the depth range over all --frames, "
+                           "the seed plan, the settings' hash) into --out/shot.json, and "
+                           "generate nothing")
+    farm.add_argument("--shot", action="store_true",
+                      help="farm: this run is one chunk of the shot prepared in --out; refuse "
+                           "to run without its shot.json or against other settings. (A run "
+                           "into a folder with a shot.json always checks against it, and "
+                           "skips frames already done by any worker)")
+    # Model choice flags (the model library's) belong in the `model` group above.
     return parser
 
 
@@ -111,8 +142,24 @@ def find_addon() -> ModuleType | None:
     return sys.modules.get(name) if name else None
 
 
+def _exit_table(argv: list[str]) -> str:
+    """For --help: the exit table from the extension's source beside this script (in a
+    checkout and in the installed extension), so it shows before any extension is found."""
+    if not {"-h", "--help"} & set(argv):
+        return ""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    try:
+        from t2i_core.farm_worker import exit_table_text
+    except ImportError:
+        return ""
+    finally:
+        sys.path.pop(0)
+    return exit_table_text()
+
+
 def main() -> int:
-    args = build_parser().parse_args(script_argv())
+    argv = script_argv()
+    args = build_parser(_exit_table(argv)).parse_args(argv)
     import bpy
 
     if getattr(args, "blend", None):
@@ -128,36 +175,44 @@ def main() -> int:
         return fail("the blender_t2i extension is not installed in this Blender: install its "
                     "zip (Preferences > Get Extensions > Install from Disk)")
     for module in ("t2i_core.batch_plan", "t2i_core.backend_process", "t2i_core.job_queue",
-                   "t2i_core.files",
+                   "t2i_core.files", "t2i_core.farm_worker", "t2i_core.shot_plan",
                    "blender_t2i.batch.runner", "blender_t2i.generation.depth_control",
                    "blender_t2i.scene.preferences"):
         importlib.import_module(f"{addon.__name__}.{module}")
     core, pure = addon.blender_t2i, addon.t2i_core
-    plan, batch = pure.batch_plan, core.batch.runner
+    plan, batch, worker = pure.batch_plan, core.batch.runner, pure.farm_worker
     backend_failure = pure.backend_process.BackendFailure
     capture_error = core.generation.depth_control.CaptureError
     scene = bpy.context.scene
     try:
-        options = _options(args, scene, plan, batch, core, bpy)
+        options = _options(args, scene, pure, batch, core, bpy)
         count = batch.run(scene, options)
+    except pure.shot_plan.ShotMismatch as exc:
+        return fail(str(exc), worker.EXIT_SHOT)
+    except worker.WorkerUnfit as exc:
+        return fail(str(exc), worker.EXIT_WORKER)
     except (plan.PlanError, KeyError, ValueError, capture_error) as exc:
-        return fail(str(exc).strip("'\""))
-    except (batch.BatchFailed, backend_failure) as exc:
-        text = exc.report() if isinstance(exc, backend_failure) else str(exc)
-        return fail(text, EXIT_FAILED)
+        return fail(str(exc).strip("'\""), worker.EXIT_USAGE)
+    except batch.BatchFailed as exc:
+        return fail(str(exc), worker.exit_status_for(exc.code))
+    except backend_failure as exc:
+        return fail(exc.report(), worker.exit_status_for(exc.code))
     except OSError as exc:  # a full or read-only disk: the frames so far are intact
-        return fail(pure.files.os_error_text(exc), EXIT_FAILED)
+        return fail(pure.files.os_error_text(exc), worker.EXIT_WORKER)
     finally:
         pure.job_queue.reset_job_queue(wait=True)  # the backend is gone when we exit
     if options.dry_run:
         print("t2i_batch: dry run, nothing generated", flush=True)
+    elif options.prepare:
+        print("t2i_batch: shot prepared", flush=True)
     else:
         print(f"t2i_batch: {count} frame(s) generated, all {len(options.frames)} done",
               flush=True)
-    return 0
+    return worker.EXIT_DONE
 
 
-def _options(args: argparse.Namespace, scene, plan, batch, core, bpy):
+def _options(args: argparse.Namespace, scene, pure, batch, core, bpy):
+    plan = pure.batch_plan
     if args.frames:
         frames = plan.parse_frames(args.frames)
     else:
@@ -179,10 +234,14 @@ def _options(args: argparse.Namespace, scene, plan, batch, core, bpy):
             raise plan.PlanError("--model must be a JSON object (a model spec)") from None
         if not isinstance(model, dict) or not isinstance(model.get("family"), str):
             raise plan.PlanError("--model needs at least a \"family\"")
-    config = core.scene.preferences.backend_config(bpy.context)
+    worker = pure.farm_worker
+    device = worker.parse_device(args.device) if args.device else None
+    # the farm's environment (model cache, model folders) wins over saved preferences
+    config = worker.worker_backend_config(core.scene.preferences.backend_config(bpy.context),
+                                          os.environ)
     if args.backend_python:
         # only the interpreter changes: the HF cache and model folders stay
-        config = dataclasses.replace(config, python=os.path.abspath(args.backend_python))
+        config = replace(config, python=os.path.abspath(args.backend_python))
     return batch.BatchOptions(
         frames=frames, out=plan.OutputPattern.parse(bpy.path.abspath(args.out)),
         backend=config, prompt=args.prompt, negative=args.negative,
@@ -192,7 +251,8 @@ def _options(args: argparse.Namespace, scene, plan, batch, core, bpy):
         size=plan.parse_size(args.size) if args.size else None,
         depth_range=args.depth_range,
         near_far=(args.near, args.far) if args.depth_range == "manual" else None,
-        init=args.init, resume=args.resume, dry_run=args.dry_run, retries=args.retries)
+        init=args.init, resume=args.resume, dry_run=args.dry_run, retries=args.retries,
+        device=device, prepare=args.prepare, shot=args.shot)
 
 
 if __name__ == "__main__":

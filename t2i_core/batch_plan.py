@@ -21,8 +21,10 @@ from .files import write_bytes_atomic
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
 # The run settings that do not change what a frame looks like; every other one does, and
-# resuming with a different value would mix two shots in one folder.
-RUN_ONLY_KEYS = ("blend", "frames")
+# resuming (or a farm chunk, shot_plan.py) with a different value would mix two shots in one
+# folder. The .blend's path differs between farm workers; the device is each worker's own GPU
+# (the frame's record keeps which one made it).
+RUN_ONLY_KEYS = ("blend", "frames", "device")
 
 
 class PlanError(ValueError):
@@ -30,10 +32,11 @@ class PlanError(ValueError):
 
 
 def parse_frames(text: str) -> list[int]:
-    """'1-48', '1,5,9-12', '10-20x2' (every 2nd) -> sorted unique frame numbers."""
+    """'1-48', '1,5,9-12', '10-20x2' or '10-20:2' (every 2nd, the second as Open Job
+    Description writes it) -> sorted unique frame numbers."""
     frames: set[int] = set()
     for part in text.replace(" ", "").split(","):
-        match = re.fullmatch(r"(-?\d+)(?:-(-?\d+)(?:x(\d+))?)?", part)
+        match = re.fullmatch(r"(-?\d+)(?:-(-?\d+)(?:[x:](\d+))?)?", part)
         if not match:
             raise PlanError(f"--frames: cannot read '{part}' (use e.g. 1-48, 1,5,9-12 or 1-48x2)")
         start = int(match.group(1))
@@ -45,6 +48,17 @@ def parse_frames(text: str) -> list[int]:
     if not frames:
         raise PlanError("--frames: no frames given")
     return sorted(frames)
+
+
+def frames_text(frames: list[int]) -> str:
+    """Sorted frames written back compactly: [1, 2, 3, 7, 9, 10] -> '1-3,7,9-10'."""
+    runs: list[list[int]] = []
+    for frame in sorted(set(frames)):
+        if runs and frame == runs[-1][1] + 1:
+            runs[-1][1] = frame
+        else:
+            runs.append([frame, frame])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -128,6 +142,21 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def frame_entry(files: list[Path], **info: Any) -> dict[str, Any]:
+    """A finished frame as the manifest lists it: its info, files and their sha256."""
+    return {**info, "files": [f.name for f in files],
+            "sha256": {f.name: sha256(f) for f in files}}
+
+
+def entry_intact(folder: Path, entry: dict[str, Any]) -> bool:
+    """Done means: every file the entry lists is still there with the hash recorded."""
+    for name, digest in entry.get("sha256", {}).items():
+        path = folder / name
+        if not path.is_file() or sha256(path) != digest:
+            return False
+    return bool(entry.get("sha256"))
+
+
 class Manifest:
     def __init__(self, folder: Path, settings: dict[str, Any]):
         self.path = folder / MANIFEST
@@ -156,21 +185,11 @@ class Manifest:
         return manifest
 
     def is_done(self, frame: int) -> bool:
-        """Done means: listed, and every file still there with the hash recorded."""
         entry = self.frames.get(frame)
-        if not entry:
-            return False
-        for name, digest in entry.get("sha256", {}).items():
-            path = self.folder / name
-            if not path.is_file() or sha256(path) != digest:
-                return False
-        return True
+        return bool(entry) and entry_intact(self.folder, entry)
 
     def add(self, frame: int, files: list[Path], **info: Any) -> None:
-        self.frames[frame] = {
-            **info, "files": [f.name for f in files],
-            "sha256": {f.name: sha256(f) for f in files},
-        }
+        self.frames[frame] = frame_entry(files, **info)
         self.save()
 
     def save(self) -> None:

@@ -31,22 +31,34 @@ def build(family: str, folder: Path) -> dict[str, Path]:
     return builder(folder)
 
 
+def _roles(target: Path) -> dict[str, Path]:
+    return {role: target / name
+            for role, name in json.loads((target / _MARKER).read_text()).items()}
+
+
 def ensure_tiny(family: str, cache_dir: Path) -> dict[str, Path]:
     """The family's tiny model in `cache_dir`, built on first use. Built in a temp folder and
     renamed into place, so a crash mid-build never leaves a half-written model behind."""
     target = cache_dir / f"tiny-{family}-v{TINY_VERSION}"
     marker = target / _MARKER
     if marker.exists():
-        return {role: target / name for role, name in json.loads(marker.read_text()).items()}
+        return _roles(target)
     cache_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".building-", dir=cache_dir))
     try:
         roles = build(family, staging)
         names = {role: path.relative_to(staging).as_posix() for role, path in roles.items()}
         (staging / _MARKER).write_text(json.dumps(names))
-        if target.exists():  # an incomplete earlier build
+        if marker.exists():  # another process (a second farm worker) finished first
+            return _roles(target)
+        if target.exists():  # an incomplete earlier build (a complete one has its marker)
             shutil.rmtree(target)
-        staging.rename(target)
+        try:
+            staging.rename(target)
+        except OSError:  # another process renamed its build into place just now
+            if not marker.exists():
+                raise
+            return _roles(target)
         log.info("built the tiny %s model in %s", family, target)
     finally:
         if staging.exists():
