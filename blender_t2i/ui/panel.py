@@ -166,6 +166,35 @@ class T2I_PT_output(_T2IPanel, bpy.types.Panel):
         layout.operator("t2i.add_compositor_nodes", icon="NODE_COMPOSITING")
 
 
+class T2I_PT_projection(_T2IPanel, bpy.types.Panel):
+    bl_label = "Projection"
+    bl_parent_id = "T2I_PT_output"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        settings = context.scene.t2i
+        projection = settings.projection
+        row = layout.row(align=True)
+        row.operator("t2i.project_result", text="Project", icon="MOD_UVPROJECT")
+        row.operator("t2i.bake_projection", text="Bake", icon="RENDER_STILL")
+        row.operator("t2i.remove_projection", text="", icon="X")
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        layout.prop(projection, "shading")
+        layout.prop(projection, "occlusion_tolerance")
+        col = layout.column(align=True)
+        col.prop(projection, "fade_start")
+        col.prop(projection, "fade_end", text="To")
+        layout.prop(projection, "use_bake", text="Bake After Projecting")
+        col = layout.column(align=True)
+        col.prop(projection, "bake_uv")
+        col.prop(projection, "bake_size")
+        col.prop(projection, "bake_margin")
+        if not context.selected_objects or all(o.type != "MESH" for o in context.selected_objects):
+            layout.label(text="Select the meshes to project onto", icon="INFO")
+
+
 class T2I_UL_history(bpy.types.UIList):
     def draw_item(self, _context, layout, _data, item, _icon, _active_data, _active_prop,
                   _index=0, _flt_flag=0):
@@ -248,7 +277,7 @@ def draw_status_bar(self, _context: bpy.types.Context) -> None:
 
 
 CLASSES = (T2I_UL_history, T2I_PT_main, T2I_PT_settings, T2I_PT_depth, T2I_PT_output,
-           T2I_PT_history, T2I_PT_backend)
+           T2I_PT_projection, T2I_PT_history, T2I_PT_backend)
 
 
 def register() -> None:
