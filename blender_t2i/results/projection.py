@@ -50,6 +50,7 @@ class ProjectionOptions:
     """What `scene.t2i.projection` holds, as plain values (defaults = the settings')."""
 
     shading: str = "EMISSION"
+    texture_filter: str = "Closest"
     occlusion_tolerance: float = 0.01
     fade_start: float = np.radians(60.0)
     fade_end: float = np.radians(85.0)
@@ -61,7 +62,8 @@ class ProjectionOptions:
     @classmethod
     def from_scene(cls, scene: bpy.types.Scene) -> ProjectionOptions:
         s = scene.t2i.projection
-        return cls(shading=s.shading, occlusion_tolerance=s.occlusion_tolerance,
+        return cls(shading=s.shading, texture_filter=s.texture_filter,
+                   occlusion_tolerance=s.occlusion_tolerance,
                    fade_start=s.fade_start, fade_end=s.fade_end, use_bake=s.use_bake,
                    bake_size=s.bake_size, bake_uv=s.bake_uv, bake_margin=s.bake_margin)
 
@@ -136,9 +138,8 @@ def projection_id(image: bpy.types.Image) -> int:
 
 
 def _depth_image(path: Path, name: str) -> bpy.types.Image:
-    image = bpy.data.images.get(name)
-    if image is not None:
-        bpy.data.images.remove(image)
+    """The depth as a float image (a new one each time: earlier projections may still use
+    theirs)."""
     image = bpy.data.images.load(str(path), check_existing=False)
     image.name = name
     image.colorspace_settings.name = "Non-Color"
@@ -200,9 +201,8 @@ class _Graph:
 
 
 def _new_group(name: str) -> bpy.types.ShaderNodeTree:
-    old = bpy.data.node_groups.get(name)
-    if old is not None:
-        bpy.data.node_groups.remove(old)
+    """A new group each time (Blender numbers the name): materials this projection does not
+    touch may still use an earlier one."""
     group = bpy.data.node_groups.new(name, "ShaderNodeTree")
     group.interface.new_socket("Color", in_out="OUTPUT", socket_type="NodeSocketColor")
     group.interface.new_socket("Factor", in_out="OUTPUT", socket_type="NodeSocketFloat")
@@ -236,7 +236,7 @@ def projection_group(image: bpy.types.Image, view: CameraView, depth: bpy.types.
     g.link(u, uv.inputs[0])
     g.link(v, uv.inputs[1])
     picture = g.node("ShaderNodeTexImage", image=image, extension="CLIP",
-                     interpolation="Linear")
+                     interpolation=options.texture_filter)
     g.link(uv.outputs[0], picture.inputs["Vector"])
     captured = g.node("ShaderNodeTexImage", image=depth, extension="EXTEND",
                       interpolation="Linear")
@@ -355,6 +355,7 @@ def mix_into_material(material: bpy.types.Material, group: bpy.types.ShaderNodeT
         surface = output.inputs["Surface"]
         source = surface.links[0].from_socket if surface.is_linked else None
         mix = _tag(tree.nodes.new("ShaderNodeMixShader"), "T2I Projection Mix")
+        mix.inputs[0].default_value = 0.0  # should the group go missing: their shader only
         mix.location = (output.location.x, output.location.y + 150)
         output.location = (output.location.x + 200, output.location.y)
         tree.links.new(group_node.outputs["Factor"], mix.inputs[0])
@@ -509,9 +510,7 @@ def _bake_one(scene: bpy.types.Scene, obj: bpy.types.Object, uv_map: str,
               options: ProjectionOptions) -> bpy.types.Image:
     size = options.bake_size
     name = f"T2I Bake {obj.name}"
-    colour = bpy.data.images.get(name)
-    if colour is not None:
-        bpy.data.images.remove(colour)
+    # new each time (Blender numbers the name): a bake may read an earlier bake's image
     colour = bpy.data.images.new(name, size, size, alpha=True)
     factor = bpy.data.images.new(f"{name} factor", size, size, float_buffer=True)
     factor.colorspace_settings.name = "Non-Color"

@@ -13,6 +13,12 @@ SHADINGS = [
                              "already in it)"),
     ("LIT", "Lit", "Use the picture as the base colour of a Principled BSDF lit by the scene"),
 ]
+FILTERS = [
+    ("Closest", "Closest", "Pixel-exact from the camera it was generated from, in Cycles and "
+                           "EEVEE; blocky when seen up close from elsewhere"),
+    ("Linear", "Linear", "Smoother when seen up close from other views (Cycles); EEVEE blurs "
+                         "it (its texture filtering of computed coordinates)"),
+]
 BAKE_UVS = [
     ("AUTO", "Object's UVs", "Bake into the object's active UV map; a mesh without one gets a "
                              "new, unwrapped UV map"),
@@ -23,6 +29,8 @@ BAKE_UVS = [
 
 class T2IProjectionSettings(bpy.types.PropertyGroup):
     shading: EnumProperty(name="Shading", items=SHADINGS, default="EMISSION")
+    texture_filter: EnumProperty(name="Filter", items=FILTERS, default="Closest",
+                                 description="How the picture is sampled between its pixels")
     occlusion_tolerance: FloatProperty(
         name="Occlusion Tolerance", default=0.01, min=0.0, max=0.5, subtype="FACTOR",
         description="How much farther than the captured depth a surface may be and still be "

@@ -182,6 +182,7 @@ class T2I_PT_projection(_T2IPanel, bpy.types.Panel):
         layout.use_property_split = True
         layout.use_property_decorate = False
         layout.prop(projection, "shading")
+        layout.prop(projection, "texture_filter")
         layout.prop(projection, "occlusion_tolerance")
         col = layout.column(align=True)
         col.prop(projection, "fade_start")

@@ -81,11 +81,14 @@ def _give(obj, material):
     return obj
 
 
-def _render(scene, tmp_path, camera=None, name="frame") -> np.ndarray:
-    """(H, W, 3) int16 of a Cycles render from `camera` (the scene camera by default)."""
+def _render(scene, tmp_path, camera=None, name="frame", engine="CYCLES") -> np.ndarray:
+    """(H, W, 3) int16 of a render from `camera` (the scene camera by default)."""
     previous = scene.camera
     scene.camera = camera or previous
-    scene.render.engine = "CYCLES"
+    scene.render.engine = engine
+    if engine != "CYCLES":  # EEVEE: one sample, no filter (5.x and 4.x names differ)
+        scene.eevee.taa_render_samples = 1
+        scene.render.filter_size = 0.0
     scene.cycles.samples = 1
     scene.cycles.use_denoising = False
     scene.cycles.use_adaptive_sampling = False
@@ -178,9 +181,12 @@ def test_frame_coordinates_match_blenders_world_to_camera_view(addon, scene):
     np.testing.assert_allclose(view.planar_depth(points), depth, atol=1e-5)
 
 
-@pytest.mark.parametrize("ortho", [False, True])
-def test_a_checker_on_a_4_vertex_plane_renders_back_exactly(addon, scene, tmp_path, ortho):
-    """The issue measured 59/255 for per-vertex UVs on this kind of floor."""
+@pytest.mark.parametrize("ortho, engine", [(False, "CYCLES"), (True, "CYCLES"),
+                                           (False, "EEVEE")])
+def test_a_checker_on_a_4_vertex_plane_renders_back_exactly(addon, scene, tmp_path, ortho,
+                                                            engine):
+    """The issue measured 59/255 for per-vertex UVs on this kind of floor. EEVEE once: its
+    first render compiles shaders (~8 s here)."""
     camera = add_camera(scene, location=(0.8, -7.0, 5.0), rotation=(0.75, 0.0, 0.12),
                         ortho_scale=9.0 if ortho else None)
     camera.data.shift_x, camera.data.shift_y = 0.08, -0.05
@@ -188,7 +194,7 @@ def test_a_checker_on_a_4_vertex_plane_renders_back_exactly(addon, scene, tmp_pa
     plane = _give(add_plane(scene, size=30.0), _emission_material("Floor", (1.0, 0.0, 1.0)))
     checker = _checker()
     _project(addon, checker, plane)
-    frame = _render(scene, tmp_path)
+    frame = _render(scene, tmp_path, engine=addon.compositor.compat.ENGINE_IDS[engine])
     seen = frame.sum(axis=-1) > 0  # the world is black: these pixels show the plane
     assert seen.mean() > 0.6
     # where the floor is turned less than Fade From off the view (the far rows fade out)
@@ -198,7 +204,7 @@ def test_a_checker_on_a_4_vertex_plane_renders_back_exactly(addon, scene, tmp_pa
     full = seen & (facing > math.cos(scene.t2i.projection.fade_start))
     error = np.abs(frame - _pixels(checker))[full].mean()
     overall = np.abs(frame - _pixels(checker))[seen].mean()
-    print(f"plane ({'ortho' if ortho else 'persp'}): mean error {error:.3f}/255 over the "
+    print(f"plane ({'ortho' if ortho else 'persp'}, {engine}): mean error {error:.3f}/255 over the "
           f"{full.mean():.0%} of the frame before the fade, {overall:.3f}/255 over all of it")
     assert full.mean() > 0.5 and error <= 2.0
 
@@ -358,7 +364,7 @@ def test_bake_writes_the_projection_into_a_new_uv_map_and_keeps_it_when_the_came
     error = np.abs(frame - _pixels(checker))[seen].mean()
     print(f"baked plane (512² bake, {W}x{H} frame, 12-pixel checker): mean error "
           f"{error:.2f}/255")
-    assert error <= 6.0  # a resample: checker edges land between texels
+    assert error <= 2.0
     camera.location = (5.0, 5.0, 5.0)  # the baked texture belongs to the mesh now
     other = add_camera(scene, location=(0.0, -4.0, 12.0), rotation=(0.3, 0.0, 0.0))
     first = _render(scene, tmp_path, other, "other1")
