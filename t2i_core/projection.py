@@ -168,3 +168,120 @@ def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     """(N, 3) points through a 4x4 affine matrix (object -> world)."""
     matrix = np.asarray(matrix, dtype=np.float64)
     return np.asarray(points, dtype=np.float64) @ matrix[:3, :3].T + matrix[:3, 3]
+
+
+# --- several views -----------------------------------------------------------------------------
+
+def look_at(origin: np.ndarray, target: np.ndarray, up=(0.0, 0.0, 1.0)) -> np.ndarray:
+    """A camera-to-world matrix at `origin` looking at `target` (Blender cameras look down
+    their -Z with +Y up)."""
+    origin, target = np.asarray(origin, np.float64), np.asarray(target, np.float64)
+    back = origin - target
+    back /= np.linalg.norm(back)
+    right = np.cross(np.asarray(up, np.float64), back)
+    if np.linalg.norm(right) < 1e-9:  # looking straight up or down
+        right = np.cross((0.0, 1.0, 0.0), back)
+    right /= np.linalg.norm(right)
+    matrix = np.eye(4)
+    matrix[:3, 0], matrix[:3, 1], matrix[:3, 2] = right, np.cross(back, right), back
+    matrix[:3, 3] = origin
+    return matrix
+
+
+def orbit(target: np.ndarray, distance: float, count: int, elevation_degrees: float = 20.0,
+          start_degrees: float = -45.0) -> list[np.ndarray]:
+    """`count` camera-to-world matrices evenly round `target` at `distance`, `elevation`
+    degrees above its horizon, the first `start` degrees round from -Y (in front)."""
+    if count < 1:
+        raise ValueError("an orbit needs at least one camera")
+    if distance <= 0:
+        raise ValueError("the orbit's distance must be positive")
+    elevation = math.radians(elevation_degrees)
+    matrices = []
+    for index in range(count):
+        angle = math.radians(start_degrees) + 2 * math.pi * index / count
+        offset = distance * np.array([math.cos(elevation) * math.sin(angle),
+                                      -math.cos(elevation) * math.cos(angle),
+                                      math.sin(elevation)])
+        matrices.append(look_at(np.asarray(target, np.float64) + offset, target))
+    return matrices
+
+
+def pixel_points(view: CameraView, depth: np.ndarray) -> np.ndarray:
+    """(H, W, 3) world points of a planar-depth map (top row first) seen from `view`."""
+    height, width = depth.shape
+    xs = (np.arange(width) + 0.5) / width * 2 - 1
+    ys = 1 - (np.arange(height) + 0.5) / height * 2
+    x, y = np.meshgrid(xs, ys)
+    inverse = np.linalg.inv(view.world_to_clip)
+
+    def unproject(z_ndc):
+        ndc = np.stack([x, y, np.full_like(x, z_ndc), np.ones_like(x)], axis=-1)
+        points = ndc @ inverse.T
+        return points[..., :3] / points[..., 3:]
+
+    near, far = unproject(-1.0), unproject(1.0)
+    near_depth, far_depth = (near - view.origin) @ view.axis, (far - view.origin) @ view.axis
+    t = (np.asarray(depth, np.float64) - near_depth) / (far_depth - near_depth)
+    return near + (far - near) * t[..., None]
+
+
+def pixel_normals(view: CameraView, points: np.ndarray) -> np.ndarray:
+    """(H, W, 3) unit normals of the surface behind each pixel, from neighbouring points,
+    turned towards the camera."""
+    dx = np.gradient(points, axis=1)
+    dy = np.gradient(points, axis=0)
+    normals = np.cross(dx, dy)
+    length = np.linalg.norm(normals, axis=-1, keepdims=True)
+    normals = normals / np.where(length < 1e-12, 1.0, length)
+    towards = (-view.axis if view.ortho else view.origin - points)
+    flip = np.sum(normals * towards, axis=-1) < 0
+    normals[flip] *= -1
+    return normals
+
+
+def _sample_nearest(depth: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    height, width = depth.shape
+    col = np.clip((uv[:, 0] * width).astype(np.int64), 0, width - 1)
+    row = np.clip(((1.0 - uv[:, 1]) * height).astype(np.int64), 0, height - 1)
+    return depth[row, col]
+
+
+def seen_weight(view: CameraView, depth: np.ndarray, points: np.ndarray,
+                normals: np.ndarray, tolerance: float, fade_start_degrees: float,
+                fade_end_degrees: float) -> np.ndarray:
+    """(N,) how much of `view`'s picture the projection material gives each world point:
+    inside the frame, in front, no farther than the captured `depth` allows, by its facing.
+    The material computes the same per pixel; this is for masks and measurements."""
+    points = np.asarray(points, np.float64).reshape(-1, 3)
+    uv = view.frame_coordinates(points)
+    planar = view.planar_depth(points)
+    inside = (uv >= 0).all(axis=1) & (uv <= 1).all(axis=1) & (planar > 0)
+    visible = planar <= occlusion_limit(_sample_nearest(depth, np.clip(uv, 0, 1)), tolerance)
+    fade = fade_weight(view.facing(points, normals), fade_start_degrees, fade_end_degrees)
+    return np.where(inside & visible, fade, 0.0)
+
+
+def inpaint_mask(view: CameraView, depth: np.ndarray, earlier: list[tuple[CameraView, np.ndarray]],
+                 tolerance: float, fade_start_degrees: float, fade_end_degrees: float,
+                 threshold: float = 0.5, grow: int = 2) -> np.ndarray:
+    """(H, W) uint8 for a view after the first: 255 (regenerate) where no earlier view
+    textures the surface at least `threshold`, 0 (keep) where one does. The white part grows
+    by `grow` pixels, so the new picture overlaps the seam that the blend then smooths."""
+    background = depth >= 1e9
+    points = pixel_points(view, np.where(background, 1.0, depth))
+    normals = pixel_normals(view, points)
+    covered = np.zeros(depth.size)
+    for other, other_depth in earlier:
+        covered = np.maximum(covered, seen_weight(other, other_depth, points.reshape(-1, 3),
+                                                  normals.reshape(-1, 3), tolerance,
+                                                  fade_start_degrees, fade_end_degrees))
+    regenerate = (covered.reshape(depth.shape) < threshold) | background
+    for _ in range(grow):  # grow white by one pixel (4-neighbourhood) per step
+        grown = regenerate.copy()
+        grown[1:] |= regenerate[:-1]
+        grown[:-1] |= regenerate[1:]
+        grown[:, 1:] |= regenerate[:, :-1]
+        grown[:, :-1] |= regenerate[:, 1:]
+        regenerate = grown
+    return np.where(regenerate, 255, 0).astype(np.uint8)

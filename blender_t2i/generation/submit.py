@@ -13,6 +13,7 @@ import logging
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import bpy
 
@@ -65,13 +66,14 @@ class BlenderJob:
     targets: ResultTargets
 
 
-def prepare(context: bpy.types.Context) -> BlenderJob:
+def prepare(context: bpy.types.Context, **overrides: Any) -> BlenderJob:
     """Capture the depth (the scene as it is at the click) and build the job from the scene's
-    settings and the preferences. Raises CaptureError/ValueError: what the user must fix."""
+    settings and the preferences, with `overrides` (JobSettings fields) last. Raises
+    CaptureError/ValueError: what the user must fix."""
     scene = context.scene
     if scene.t2i.use_random_seed:
         scene.t2i.seed = random.randrange(2**31)  # the panel shows the seed this job used
-    settings = scene_job.job_settings(scene, context, preview=dict(PREVIEW_DEFAULT))
+    settings = scene_job.job_settings(scene, context, preview=dict(PREVIEW_DEFAULT), **overrides)
     prepared = scene_job.prepare_job(scene, images.output_folder(scene), settings,
                                      context=context)
     images.show_image(images.DEPTH_IMAGE, prepared.control.path)

@@ -116,18 +116,28 @@ def _view_and_depth(scene: bpy.types.Scene, image: bpy.types.Image) -> tuple[Cam
     size = (int(image.size[0]), int(image.size[1]))
     if min(size) <= 0:
         raise ProjectionError(f"image '{image.name}' has no pixels to project")
-    view = camera_view(scene.camera, size)
+    stem = image.get(images.RESULT_TAG) or bpy.path.clean_name(image.name)
+    return capture_view(scene, scene.camera, size,
+                        images.output_folder(scene) / f"{stem}_projection_depth.exr")
+
+
+def capture_view(scene: bpy.types.Scene, camera: bpy.types.Object | None,
+                 size: tuple[int, int], path: Path) -> tuple[CameraView, Path]:
+    """`camera`'s view and its planar depth, captured now (as the scene's depth settings say)
+    and written to `path` as EXR."""
+    view = camera_view(camera, size)
     depth_settings = scene.t2i.depth
-    path = depth_settings.capture_path if depth_settings.capture_path != "VIEWPORT" else "AUTO"
+    method = depth_settings.capture_path if depth_settings.capture_path != "VIEWPORT" else "AUTO"
     try:
-        depth = capture_depth(scene, *size, path=path, engine=depth_settings.capture_engine,
-                              max_side=max(depth_settings.max_side, *size))
+        with restoring() as restorer:
+            restorer.set(scene, "camera", camera)
+            depth = capture_depth(scene, *size, path=method,
+                                  engine=depth_settings.capture_engine,
+                                  max_side=max(depth_settings.max_side, *size))
     except CaptureError as exc:
         raise ProjectionError(str(exc)) from None
-    stem = image.get(images.RESULT_TAG) or bpy.path.clean_name(image.name)
-    file = images.output_folder(scene) / f"{stem}_projection_depth.exr"
-    exr.write_grey_exr(file, z_for_file(depth.z, depth.background))
-    return view, file
+    exr.write_grey_exr(path, z_for_file(depth.z, depth.background))
+    return view, path
 
 
 # --- the node graph --------------------------------------------------------------------------
@@ -206,6 +216,7 @@ def _new_group(name: str) -> bpy.types.ShaderNodeTree:
     group = bpy.data.node_groups.new(name, "ShaderNodeTree")
     group.interface.new_socket("Color", in_out="OUTPUT", socket_type="NodeSocketColor")
     group.interface.new_socket("Factor", in_out="OUTPUT", socket_type="NodeSocketFloat")
+    group.interface.new_socket("Facing", in_out="OUTPUT", socket_type="NodeSocketFloat")
     return group
 
 
@@ -263,6 +274,36 @@ def projection_group(image: bpy.types.Image, view: CameraView, depth: bpy.types.
     out = g.node("NodeGroupOutput")
     g.link(picture.outputs["Color"], out.inputs["Color"])
     g.link(factor, out.inputs["Factor"])
+    g.link(facing, out.inputs["Facing"])
+    return group
+
+
+def blend_group(views: list[bpy.types.ShaderNodeTree], name: str) -> bpy.types.ShaderNodeTree:
+    """Several views' projections as one: each view weighs by its factor times its facing
+    squared (a view that sees the surface head-on wins over one that sees it aslant); Factor is
+    the largest view's factor."""
+    group = _new_group(name)
+    g = _Graph(group)
+    weighted, total, factor, facing = None, None, None, None
+    for view in views:
+        node = g.node("ShaderNodeGroup", node_tree=view)
+        weight = g.product(node.outputs["Factor"], node.outputs["Facing"],
+                           node.outputs["Facing"])
+        scaled = g.vector("SCALE", node.outputs["Color"])
+        g.link(weight, scaled.inputs["Scale"])
+        part = scaled.outputs["Vector"]
+        weighted = part if weighted is None else g.vector("ADD", weighted, part).outputs[0]
+        total = weight if total is None else g.math("ADD", total, weight)
+        factor = node.outputs["Factor"] if factor is None else g.math(
+            "MAXIMUM", factor, node.outputs["Factor"])
+        facing = node.outputs["Facing"] if facing is None else g.math(
+            "MAXIMUM", facing, node.outputs["Facing"])
+    colour = g.vector("SCALE", weighted)
+    g.link(g.math("DIVIDE", 1.0, g.math("MAXIMUM", total, 1e-6)), colour.inputs["Scale"])
+    out = g.node("NodeGroupOutput")
+    g.link(colour.outputs["Vector"], out.inputs["Color"])
+    g.link(factor, out.inputs["Factor"])
+    g.link(facing, out.inputs["Facing"])
     return group
 
 
@@ -402,15 +443,27 @@ def project(scene: bpy.types.Scene, image: bpy.types.Image, objects: list[bpy.ty
     """Project `image` onto the meshes among `objects` from the view it was generated from
     (else the scene camera now); bake too when the options say so. Returns the meshes'
     names."""
+    return project_views(scene, [image], objects, options)
+
+
+def project_views(scene: bpy.types.Scene, pictures: list[bpy.types.Image],
+                  objects: list[bpy.types.Object],
+                  options: ProjectionOptions | None = None) -> list[str]:
+    """Project one picture, or several seen from different cameras blended by view angle and
+    visibility (`blend_group`), onto the meshes among `objects`."""
     options = options or ProjectionOptions.from_scene(scene)
     meshes = _meshes(objects)
     if options.use_bake:
         for obj in meshes:
             _bake_uv_layer(obj, options.bake_uv, check_only=True)  # refuse before changing
-    view, depth_path = _view_and_depth(scene, image)
-    depth = _depth_image(depth_path, f"T2I Depth {image.name}")
-    identifier = projection_id(image)
-    group = projection_group(image, view, depth, options, identifier)
+    identifier = projection_id(pictures[0])
+    groups = []
+    for image in pictures:
+        view, depth_path = _view_and_depth(scene, image)
+        depth = _depth_image(depth_path, f"T2I Depth {image.name}")
+        groups.append(projection_group(image, view, depth, options, identifier))
+    group = groups[0] if len(groups) == 1 else blend_group(
+        groups, f"T2I Views {pictures[0].name}")
     for obj in meshes:
         obj[OBJECT_PROP] = identifier
         for material in _materials(obj):

@@ -19,6 +19,10 @@ FILTERS = [
     ("Linear", "Linear", "Smoother when seen up close from other views (Cycles); EEVEE blurs "
                          "it (its texture filtering of computed coordinates)"),
 ]
+VIEW_SOURCES = [
+    ("SELECTED", "Selected Cameras", "Generate from each selected camera, in name order"),
+    ("ORBIT", "Orbit", "Make cameras evenly round the selected meshes (collection 'T2I Orbit')"),
+]
 BAKE_UVS = [
     ("AUTO", "Object's UVs", "Bake into the object's active UV map; a mesh without one gets a "
                              "new, unwrapped UV map"),
@@ -52,6 +56,11 @@ class T2IProjectionSettings(bpy.types.PropertyGroup):
     bake_size: IntProperty(name="Bake Size", default=1024, min=16, max=16384, subtype="PIXEL",
                            description="Width and height of each mesh's baked image")
     bake_uv: EnumProperty(name="Bake UVs", items=BAKE_UVS, default="AUTO")
+    views_source: EnumProperty(name="Cameras", items=VIEW_SOURCES, default="ORBIT")
+    orbit_count: IntProperty(name="Views", default=4, min=1, max=32,
+                             description="How many cameras the orbit has")
+    orbit_elevation: FloatProperty(name="Elevation", default=20.0, min=-89.0, max=89.0,
+                                   description="Degrees the orbit's cameras look down from")
     bake_margin: IntProperty(name="Margin", default=8, min=0, max=64, subtype="PIXEL",
                              description="Pixels the bake extends past each UV island's edge")
 
