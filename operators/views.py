@@ -31,6 +31,7 @@ class T2I_OT_generate_views(bpy.types.Operator):
         meshes = [obj for obj in selected if obj.type == "MESH"]
         try:
             if settings.views_source == "ORBIT":
+                multiview.check_model(context, settings.orbit_count)  # before making cameras
                 cameras = multiview.orbit_cameras(context.scene, meshes, settings.orbit_count,
                                                   settings.orbit_elevation)
             else:

@@ -24,8 +24,8 @@ from mathutils import Matrix, Vector
 
 from ...compositor.capture import CaptureError
 from ...compositor.scene_state import restoring
-from ...t2i_core.backend_process import BackendFailure
 from ...t2i_core import exr, png
+from ...t2i_core.backend_process import BackendFailure
 from ...t2i_core.job_queue import JobHandle, JobState, Report, Update, UpdateKind
 from ...t2i_core.job_request import family_info
 from ...t2i_core.projection import CameraView, inpaint_mask, orbit
@@ -116,16 +116,21 @@ def start(context: bpy.types.Context, cameras: list[bpy.types.Object],
     if not cameras:
         raise ViewsError("select the cameras to generate from, or use an orbit")
     scene = context.scene
-    settings = scene_job.job_settings(scene, context)
-    if len(cameras) > 1 and not family_info(settings).inpaint:
-        raise ViewsError(f"{family_info(settings).label} cannot inpaint, which views after the "
-                         "first need: pick a model family that can (see docs/models.md)")
+    check_model(context, len(cameras))
     for camera in cameras:
         projection.camera_params(camera)  # a panoramic camera is refused before any job
     run = ViewsRun(scene_name=scene.name, cameras=[c.name for c in cameras],
                    meshes=[m.name for m in meshes])
     _submit_view(context, run, 0)
     return run
+
+
+def check_model(context: bpy.types.Context, count: int) -> None:
+    """Views after the first inpaint: refuse a model family that cannot, before anything."""
+    family = family_info(scene_job.job_settings(context.scene, context))
+    if count > 1 and not family.inpaint:
+        raise ViewsError(f"{family.label} cannot inpaint, which views after the first need: "
+                         "pick a model family that can (see docs/models.md), or one view")
 
 
 def wait(run: ViewsRun) -> ViewsRun:

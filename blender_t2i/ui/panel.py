@@ -9,6 +9,7 @@ from __future__ import annotations
 import bpy
 
 from ...t2i_core.job_queue import JobQueue, Status, get_job_queue
+from ...t2i_core.presets import FAMILY_INFO, get_preset
 from ..generation import queue_driver
 from ..results import images as results
 from ..scene.preferences import ADDON_ID
@@ -194,6 +195,29 @@ class T2I_PT_projection(_T2IPanel, bpy.types.Panel):
         col.prop(projection, "bake_margin")
         if not context.selected_objects or all(o.type != "MESH" for o in context.selected_objects):
             layout.label(text="Select the meshes to project onto", icon="INFO")
+        draw_views(layout, settings)
+
+
+def draw_views(layout: bpy.types.UILayout, settings) -> None:
+    """Several cameras: offered when the model can inpaint (views after the first need it)."""
+    projection = settings.projection
+    box = layout.box()
+    box.label(text="From Several Cameras", icon="OUTLINER_OB_CAMERA")
+    col = box.column()
+    col.prop(projection, "views_source")
+    if projection.views_source == "ORBIT":
+        sub = col.column(align=True)
+        sub.prop(projection, "orbit_count")
+        sub.prop(projection, "orbit_elevation")
+    family = FAMILY_INFO.get(get_preset(settings.model_preset).family)
+    can_inpaint = family is not None and family.inpaint
+    row = box.row()
+    row.enabled = can_inpaint or (projection.views_source == "ORBIT"
+                                  and projection.orbit_count == 1)
+    row.operator("t2i.generate_views", icon="RENDER_STILL")
+    if not can_inpaint:
+        box.label(text=f"{family.label if family else 'This model'} cannot inpaint: "
+                       "one view only", icon="INFO")
 
 
 class T2I_UL_history(bpy.types.UIList):

@@ -167,7 +167,9 @@ def test_the_projection_section_draws_project_bake_and_their_settings(scene, ui)
         set(layout.operators())
     drawn = [args[1] for name, args, _k in layout.calls if name == "prop"]
     assert {"shading", "texture_filter", "occlusion_tolerance", "fade_start", "fade_end",
-            "use_bake", "bake_uv", "bake_size", "bake_margin"} == set(drawn)
+            "use_bake", "bake_uv", "bake_size", "bake_margin", "views_source", "orbit_count",
+            "orbit_elevation"} == set(drawn)
+    assert "t2i.generate_views" in layout.operators()
     properties = scene.t2i.projection.bl_rna.properties
     assert all(name in properties for name in drawn)  # every control is a real setting
     assert "Select the meshes to project onto" in layout.texts()

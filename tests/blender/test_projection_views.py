@@ -8,8 +8,13 @@ error are measured over the surface itself.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import bpy
 import numpy as np
+import pytest
+from mathutils import Matrix, Vector
+from PIL import Image
 
 from devtools.scenes import add_camera
 
@@ -87,7 +92,10 @@ def _truth_material():
     checker.inputs["Color2"].default_value = (0.1, 0.3, 0.8, 1.0)
     emission = tree.nodes.new("ShaderNodeEmission")
     output = tree.nodes.new("ShaderNodeOutputMaterial")
-    tree.links.new(coords.outputs["Object"], checker.inputs["Vector"])
+    offset = tree.nodes.new("ShaderNodeVectorMath")  # so no checker edge runs along a seam
+    offset.inputs[1].default_value = (0.17, 0.11, 0.07)
+    tree.links.new(coords.outputs["Object"], offset.inputs[0])
+    tree.links.new(offset.outputs[0], checker.inputs["Vector"])
     tree.links.new(checker.outputs["Color"], emission.inputs["Color"])
     tree.links.new(emission.outputs[0], output.inputs["Surface"])
     return material
@@ -148,7 +156,7 @@ def test_four_cameras_round_a_cube_cover_what_they_see_with_a_small_seam(
     for index, matrix in enumerate(maths.orbit(np.zeros(3), 7.0, 4, elevation_degrees=25.0)):
         camera = add_camera(scene)
         camera.name = f"Orbit {index}"
-        camera.matrix_world = matrix.T.tolist()  # mathutils takes rows
+        camera.matrix_world = Matrix(matrix.tolist())
         cameras.append(camera)
     bpy.context.view_layer.update()
     pictures = []
@@ -190,9 +198,11 @@ def test_four_cameras_round_a_cube_cover_what_they_see_with_a_small_seam(
     coverage = (factor[sees] >= 0.5).mean()
     error = np.abs(baked[..., :3] - truth[..., :3]).mean(axis=-1)[on] * 255
 
+    stacked = np.stack(weights)
+    winner = np.argmax(stacked, axis=0)
+    winner[stacked.max(axis=0) == 0] = -1
     dominant = np.full(face.shape, -1)
-    dominant[on] = np.argmax(np.stack(weights), axis=0)
-    dominant[on & (np.stack(weights).max(axis=0) == 0)] = -1
+    dominant[on] = winner
     boundary = np.zeros(face.shape, bool)  # the dominant view changes between neighbours
     for shift in ((0, 1), (1, 0)):
         a = dominant[: BAKE - shift[0], : BAKE - shift[1]]
@@ -210,4 +220,95 @@ def test_four_cameras_round_a_cube_cover_what_they_see_with_a_small_seam(
           f"({band.sum()} texels); {BAKE}² bake of {VIEW}² views")
     assert coverage >= 0.95
     assert band.sum() > 100
-    assert seam_error.mean() <= 25.0 and seen_error.mean() <= 25.0
+    # measured 3.5 and 7.3 (5.0.1, 4.2.23): most of the error is checker edges resampled from
+    # 128² views into a 192² bake, not the seams
+    assert seam_error.mean() <= 8.0 and seen_error.mean() <= 12.0
+
+
+def _tiny(scene, width=64, height=64):
+    settings = scene.t2i
+    settings.model_preset = "tiny-sd15-depth"
+    settings.prompt = "a painted crate"
+    settings.use_render_size = False
+    settings.width, settings.height, settings.steps = width, height, 2
+
+
+def test_an_orbit_frames_the_selected_meshes_from_every_camera(addon, scene):
+    cube = _cube(scene)
+    cube.location = (3.0, 1.0, 0.5)
+    bpy.context.view_layer.update()
+    multiview = addon.blender_t2i.generation.multiview
+    for count in (3, 5):  # made again, not added to
+        cameras = multiview.orbit_cameras(scene, [cube], count, 30.0)
+    assert sorted(c.name for c in bpy.data.collections["T2I Orbit"].objects) == \
+        [f"T2I Orbit {i}" for i in range(1, 6)]
+    bpy.context.view_layer.update()
+    corners = np.array([tuple(cube.matrix_world @ Vector(c)) for c in cube.bound_box])
+    for camera in cameras:
+        view = addon.blender_t2i.results.projection.camera_view(camera, (64, 64))
+        uv = view.frame_coordinates(corners)
+        assert ((uv > 0) & (uv < 1)).all()  # the whole crate in frame
+        np.testing.assert_allclose(view.axis[2], -np.sin(np.radians(30.0)), atol=1e-6)
+
+
+def test_generate_from_cameras_inpaints_later_views_and_blends_them(addon, scene, backend):
+    """Tiny SD 1.5, two selected cameras 90 degrees apart: the second view goes out with the
+    scene as the first left it as its init image and a mask white only where the first did
+    not reach; both views end up blended in the crate's material and baked."""
+    cube = _cube(scene)
+    maths = addon.t2i_core.projection
+    cameras = []
+    for name, x in (("A", -4.0), ("B", 4.0)):
+        camera = add_camera(scene)
+        camera.name = name
+        camera.matrix_world = Matrix(maths.look_at((x, -4.0, 3.0), (0.0, 0.0, 0.0)).tolist())
+        cameras.append(camera)
+    for obj in scene.objects:
+        obj.select_set(obj == cube or obj in cameras)
+    bpy.context.view_layer.objects.active = cube
+    _tiny(scene)
+    settings = scene.t2i.projection
+    settings.views_source = "SELECTED"
+    settings.use_bake, settings.bake_size = True, 64
+    assert bpy.ops.t2i.generate_views() == {"FINISHED"}
+    history = scene.t2i.history
+    assert len(history) == 2
+    first, second = history[1], history[0]  # newest first
+    folder = Path(second.record_path).parent
+    assert not (folder / f"{first.name}_render.png").exists()  # view 1: from its depth alone
+    assert (folder / f"{second.name}_render.png").is_file()  # view 2's init image
+    with Image.open(folder / "views_2_mask.png") as png:
+        mask = np.asarray(png)
+    assert 0 < (mask == 255).mean() < 1  # part kept, part regenerated
+    nodes = cube.material_slots[0].material.node_tree.nodes
+    group = next(n for n in nodes if n.bl_idname == "ShaderNodeGroup").node_tree
+    assert group.name.startswith("T2I Baked")  # baked after the last view
+    baked = _pixels(next(n.image for n in group.nodes if n.bl_idname == "ShaderNodeTexImage"))
+    assert baked[..., 3].max() > 0.9  # the views reached the crate
+    assert bpy.data.images[first.image.name].get("t2i_view") is not None
+
+
+def test_several_cameras_with_a_model_that_cannot_inpaint_is_reported(addon, scene):
+    cube = _cube(scene)
+    for obj in scene.objects:
+        obj.select_set(obj == cube)
+    bpy.context.view_layer.objects.active = cube
+    scene.t2i.model_preset = "sd2-depth"
+    scene.t2i.projection.views_source = "ORBIT"
+    with pytest.raises(RuntimeError, match="cannot inpaint"):
+        bpy.ops.t2i.generate_views()
+    assert len(scene.t2i.history) == 0 and "T2I Orbit" not in bpy.data.collections
+
+
+def test_generate_from_selected_cameras_needs_cameras_and_meshes(addon, scene):
+    cube = _cube(scene)
+    scene.t2i.projection.views_source = "SELECTED"
+    for obj in scene.objects:
+        obj.select_set(obj == cube)
+    with pytest.raises(RuntimeError, match="select the cameras"):
+        bpy.ops.t2i.generate_views()
+    camera = add_camera(scene)
+    cube.select_set(False)
+    camera.select_set(True)
+    with pytest.raises(RuntimeError, match="select the meshes"):
+        bpy.ops.t2i.generate_views()

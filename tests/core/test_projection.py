@@ -11,8 +11,14 @@ from t2i_src.t2i_core.projection import (
     CameraParams,
     CameraView,
     fade_weight,
+    inpaint_mask,
+    look_at,
     occlusion_limit,
+    orbit,
+    pixel_normals,
+    pixel_points,
     projection_matrix,
+    seen_weight,
     transform_points,
 )
 
@@ -110,3 +116,71 @@ def test_object_to_world_transform():
     matrix[:3, 3] = [1, 2, 3]
     matrix[:3, :3] *= 2
     np.testing.assert_allclose(transform_points([[1, 1, 1]], matrix), [[3, 4, 5]])
+
+
+def test_look_at_points_the_cameras_minus_z_at_the_target_with_z_up():
+    matrix = look_at([3.0, -4.0, 0.0], [0.0, 0.0, 0.0])
+    np.testing.assert_allclose(-matrix[:3, 2], [-0.6, 0.8, 0.0], atol=1e-12)
+    assert matrix[2, 1] > 0.99  # the camera's up is the world's
+    np.testing.assert_allclose(matrix[:3, :3] @ matrix[:3, :3].T, np.eye(3), atol=1e-12)
+
+
+def test_an_orbit_spaces_cameras_evenly_at_its_distance_and_elevation():
+    target = np.array([1.0, 2.0, 0.5])
+    cameras = orbit(target, 5.0, 4, elevation_degrees=30.0)
+    for matrix in cameras:
+        offset = matrix[:3, 3] - target
+        np.testing.assert_allclose(np.linalg.norm(offset), 5.0)
+        np.testing.assert_allclose(offset[2], 2.5)
+        np.testing.assert_allclose(-matrix[:3, 2], -offset / 5.0, atol=1e-12)
+    headings = [np.arctan2(m[1, 3] - 2.0, m[0, 3] - 1.0) for m in cameras]
+    steps = np.diff(np.unwrap(headings))
+    np.testing.assert_allclose(np.abs(steps), np.pi / 2, atol=1e-12)
+    with pytest.raises(ValueError, match="at least one"):
+        orbit(target, 5.0, 0)
+
+
+def _floor_depth(view: CameraView, height: float = 10.0) -> np.ndarray:
+    """Planar depth of the floor z = 0 seen straight down from `height`."""
+    return np.full((view.size[1], view.size[0]), height)
+
+
+def test_pixel_points_put_each_pixel_centre_back_on_the_surface():
+    view = _view(CameraParams(lens=30.0, shift_x=0.1), (40, 30))
+    points = pixel_points(view, _floor_depth(view))
+    np.testing.assert_allclose(points[..., 2], 0.0, atol=1e-9)
+    uv = view.frame_coordinates(points.reshape(-1, 3)).reshape(30, 40, 2)
+    np.testing.assert_allclose(uv[0, 0], [0.5 / 40, 1 - 0.5 / 30], atol=1e-9)  # top left
+    normals = pixel_normals(view, points)
+    np.testing.assert_allclose(normals[5:-5, 5:-5].reshape(-1, 3) - [0.0, 0.0, 1.0], 0.0,
+                               atol=1e-9)
+
+
+def test_the_same_view_again_needs_nothing_inpainted_and_a_new_one_all_of_it():
+    view = _view(size=(40, 30))
+    depth = _floor_depth(view)
+    kept = inpaint_mask(view, depth, [(view, depth)], 0.01, 60.0, 85.0, grow=0)
+    assert (kept == 0).all()
+    elsewhere = _view(size=(40, 30), location=(100.0, 0.0, 10.0))  # sees another floor patch
+    fresh = inpaint_mask(view, depth, [(elsewhere, _floor_depth(elsewhere))], 0.01, 60.0,
+                         85.0)
+    assert (fresh == 255).all()
+
+
+def test_a_half_overlapping_view_keeps_its_half_and_the_seam_grows_white():
+    view = _view(CameraParams(lens=18.0), (40, 30))  # 20 m across at 10 m
+    depth = _floor_depth(view)
+    left = _view(CameraParams(lens=18.0), (40, 30), location=(-10.0, 0.0, 10.0))
+    mask = inpaint_mask(view, depth, [(left, _floor_depth(left))], 0.01, 60.0, 85.0, grow=0)
+    assert (mask[:, :20] == 0).all() and (mask[:, 20:] == 255).all()
+    grown = inpaint_mask(view, depth, [(left, _floor_depth(left))], 0.01, 60.0, 85.0, grow=2)
+    assert (grown[:, 18:] == 255).all() and (grown[:, :18] == 0).all()
+
+
+def test_a_point_behind_what_a_view_saw_is_not_seen_by_it():
+    view = _view(size=(8, 8))
+    points = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, -3.0]])  # on the floor, and under it
+    normals = np.array([[0.0, 0.0, 1.0]] * 2)
+    weights = seen_weight(view, _floor_depth(view, 10.0)[:8, :8], points, normals, 0.01,
+                          60.0, 85.0)
+    np.testing.assert_allclose(weights, [1.0, 0.0])
