@@ -210,6 +210,8 @@ def _follow(context: bpy.types.Context, run: ViewsRun, index: int, handle: JobHa
             BackendFailure) as exc:
         run.failed = str(exc)
         return [("ERROR", f"Texturing from cameras stopped after view {index + 1}: {exc}")]
+    if not bpy.app.background:
+        bpy.ops.ed.undo_push(message=f"T2I view {index + 1}")  # each view undoes alone
     if last:
         return [("INFO", f"Textured {', '.join(run.meshes)} from {len(run.cameras)} views")]
     return [("INFO", f"View {index + 1} of {len(run.cameras)} projected")]
