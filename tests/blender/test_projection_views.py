@@ -312,3 +312,31 @@ def test_generate_from_selected_cameras_needs_cameras_and_meshes(addon, scene):
     camera.select_set(True)
     with pytest.raises(RuntimeError, match="select the meshes"):
         bpy.ops.t2i.generate_views()
+
+
+def test_the_batch_script_textures_from_cameras_and_saves_the_scene(addon, scene, backend,
+                                                                     tmp_path):
+    from .test_batch import _batch
+    maths = addon.t2i_core.projection
+    _cube(scene)
+    for name, x in (("A", -4.0), ("B", 4.0)):
+        camera = add_camera(scene)
+        camera.name = name
+        camera.matrix_world = Matrix(maths.look_at((x, -4.0, 3.0), (0.0, 0.0, 0.0)).tolist())
+    scene.camera = bpy.data.objects["A"]
+    scene.t2i.prompt = "a painted crate"
+    blend = tmp_path / "crate.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    out = tmp_path / "textured" / "crate.blend"
+    proc = _batch(str(blend), "--cameras", "A,Missing", "--out", str(out))
+    assert proc.returncode == 2 and "no camera named Missing" in proc.stderr
+    # one view keeps it short: inpainting later views is test_generate_from_cameras_...
+    proc = _batch(str(blend), "--cameras", "B", "--preset", "tiny-sd15-depth", "--size",
+                  "64x64", "--steps", "1", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "from 1 view(s)" in proc.stdout
+    bpy.ops.wm.open_mainfile(filepath=str(out))
+    nodes = bpy.data.objects["Cube"].material_slots[0].material.node_tree.nodes
+    group = next(n for n in nodes if n.bl_idname == "ShaderNodeGroup").node_tree
+    assert group.name.startswith("T2I Baked")
+    assert len(bpy.context.scene.t2i.history) == 1
