@@ -226,6 +226,10 @@ def test_four_cameras_round_a_cube_cover_what_they_see_with_a_small_seam(
 
 
 def _tiny(scene, width=64, height=64):
+    """The tiny model, and a quick Cycles for the later views' init renders (EEVEE would
+    compile shaders for every new projection material first)."""
+    scene.render.engine = "CYCLES"
+    scene.cycles.samples = 4
     settings = scene.t2i
     settings.model_preset = "tiny-sd15-depth"
     settings.prompt = "a painted crate"
@@ -324,7 +328,7 @@ def test_the_batch_script_textures_from_cameras_and_saves_the_scene(addon, scene
         camera.name = name
         camera.matrix_world = Matrix(maths.look_at((x, -4.0, 3.0), (0.0, 0.0, 0.0)).tolist())
     scene.camera = bpy.data.objects["A"]
-    scene.t2i.prompt = "a painted crate"
+    _tiny(scene)
     blend = tmp_path / "crate.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(blend))
     out = tmp_path / "textured" / "crate.blend"
