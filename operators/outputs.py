@@ -1,8 +1,9 @@
 """Send a result from the history to an output: camera background, compositor overlay,
-projection from the camera onto the selected meshes, texture in the active material.
+projection from the camera onto the selected meshes (and its bake into their UVs), texture in
+the active material.
 
 All are undoable (REGISTER, UNDO): the changes are ordinary data edits that Blender's undo
-restores, projection's new UV map and material slot included.
+restores: the projection's nodes in the user's materials, a bake's UV map and image included.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import bpy
 from bpy.props import IntProperty
 
+from ..blender_t2i.results import projection
 from ..blender_t2i.results.outputs import OutputError, send_to_output
 from ..blender_t2i.scene import history
 from ..compositor import overlay
@@ -70,8 +72,8 @@ class T2I_OT_result_to_compositor(_ApplyResult, bpy.types.Operator):
 
 
 class T2I_OT_project_result(_ApplyResult, bpy.types.Operator):
-    """Project the result from the camera onto the selected meshes: a UV map from the camera
-    view and a material showing the image"""
+    """Project the result from the camera it was generated from onto the selected meshes,
+    per pixel and mixed over their own materials (only where the camera saw them)"""
 
     bl_idname = "t2i.project_result"
     bl_label = "Project Result from Camera"
@@ -84,6 +86,49 @@ class T2I_OT_result_to_material(_ApplyResult, bpy.types.Operator):
     bl_idname = "t2i.result_to_material"
     bl_label = "Use Result as Texture"
     target = "MATERIAL"
+
+
+def _selected(context: bpy.types.Context) -> list[bpy.types.Object]:
+    return list(getattr(context, "selected_objects", None) or [])
+
+
+class T2I_OT_bake_projection(bpy.types.Operator):
+    """Bake the projection on the selected meshes into their UVs (a new UV map and image for
+    meshes without UVs), so the texture travels with the mesh"""
+
+    bl_idname = "t2i.bake_projection"
+    bl_label = "Bake Projection"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        try:
+            baked = projection.bake(context.scene, _selected(context))
+        except projection.ProjectionError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Baked {', '.join(image.name for image in baked)}")
+        return {"FINISHED"}
+
+
+class T2I_OT_remove_projection(bpy.types.Operator):
+    """Take the T2I projection (or its bake) out of the selected meshes' materials and
+    reconnect their own shaders"""
+
+    bl_idname = "t2i.remove_projection"
+    bl_label = "Remove Projection"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        try:
+            changed = projection.remove_projection(_selected(context))
+        except projection.ProjectionError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        if not changed:
+            self.report({"INFO"}, "The selected meshes have no T2I projection")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Removed the projection from {', '.join(changed)}")
+        return {"FINISHED"}
 
 
 class T2I_OT_remove_compositor_overlay(bpy.types.Operator):
@@ -101,7 +146,8 @@ class T2I_OT_remove_compositor_overlay(bpy.types.Operator):
 
 
 CLASSES = (T2I_OT_result_to_camera_background, T2I_OT_result_to_compositor,
-           T2I_OT_project_result, T2I_OT_result_to_material, T2I_OT_remove_compositor_overlay)
+           T2I_OT_project_result, T2I_OT_bake_projection, T2I_OT_remove_projection,
+           T2I_OT_result_to_material, T2I_OT_remove_compositor_overlay)
 
 
 register, unregister = bpy.utils.register_classes_factory(CLASSES)

@@ -105,6 +105,11 @@ def build_parser(epilog: str = "") -> argparse.ArgumentParser:
                            "to run without its shot.json or against other settings. (A run "
                            "into a folder with a shot.json always checks against it, and "
                            "skips frames already done by any worker)")
+    parser.add_argument("--cameras", metavar="NAMES|orbit:N",
+                        help="instead of frames, texture the scene's meshes from several "
+                             "cameras (Cam.1,Cam.2, or orbit:N made round them): later views "
+                             "inpaint what earlier ones did not see; the views are baked and "
+                             "the scene saved to --out, a .blend path")
     # Model choice flags (the model library's) belong in the `model` group above.
     return parser
 
@@ -179,6 +184,8 @@ def main() -> int:
                    "blender_t2i.batch.runner", "blender_t2i.generation.depth_control",
                    "blender_t2i.scene.preferences"):
         importlib.import_module(f"{addon.__name__}.{module}")
+    if args.cameras:
+        return texture_from_cameras(args, addon, bpy)
     core, pure = addon.blender_t2i, addon.t2i_core
     plan, batch, worker = pure.batch_plan, core.batch.runner, pure.farm_worker
     backend_failure = pure.backend_process.BackendFailure
@@ -209,6 +216,63 @@ def main() -> int:
         print(f"t2i_batch: {count} frame(s) generated, all {len(options.frames)} done",
               flush=True)
     return worker.EXIT_DONE
+
+
+def texture_from_cameras(args: argparse.Namespace, addon: ModuleType, bpy) -> int:
+    """--cameras: one multi-view texturing run (blender_t2i/generation/multiview.py) at the
+    scene's current frame, baked, saved as a new .blend."""
+    views = importlib.import_module(f"{addon.__name__}.blender_t2i.generation.multiview")
+    pure = addon.t2i_core
+    out = Path(bpy.path.abspath(args.out))
+    if out.suffix != ".blend":
+        return fail("--cameras saves the textured scene: --out must be a .blend path")
+    scene, context = bpy.context.scene, bpy.context
+    settings = scene.t2i
+    if args.preset:
+        settings.model_preset = args.preset  # first: it sets steps and guidance
+    for name, value in (("prompt", args.prompt), ("negative_prompt", args.negative),
+                        ("seed", args.seed), ("steps", args.steps), ("guidance", args.guidance),
+                        ("control_strength", args.strength)):
+        if value is not None:
+            setattr(settings, name, value)
+    if args.backend_python:
+        prefs = context.preferences.addons[addon.__name__].preferences
+        prefs.backend_python = os.path.abspath(args.backend_python)
+    try:
+        if args.size:
+            settings.use_render_size = False
+            settings.width, settings.height = pure.batch_plan.parse_size(args.size)
+        meshes = [obj for obj in scene.objects if obj.type == "MESH" and not obj.hide_render]
+        if args.cameras.startswith("orbit:"):
+            count = int(args.cameras.partition(":")[2])
+            views.check_model(context, count)
+            cameras = views.orbit_cameras(scene, meshes, count,
+                                          settings.projection.orbit_elevation)
+        else:
+            names = [name.strip() for name in args.cameras.split(",") if name.strip()]
+            missing = [n for n in names if getattr(bpy.data.objects.get(n), "type", "") != "CAMERA"]
+            if missing:
+                return fail(f"--cameras: no camera named {', '.join(missing)} in this scene")
+            cameras = [bpy.data.objects[name] for name in names]
+        settings.projection.use_bake = True
+        run = views.wait(views.start(context, cameras, meshes))
+    except (ValueError, KeyError, pure.batch_plan.PlanError, views.ViewsError,
+            addon.blender_t2i.results.projection.ProjectionError,
+            addon.compositor.capture.CaptureError) as exc:
+        return fail(str(exc).strip("'\""))
+    except pure.backend_process.BackendFailure as exc:
+        return fail(exc.report(), pure.farm_worker.EXIT_RETRY)
+    except OSError as exc:
+        return fail(pure.files.os_error_text(exc), pure.farm_worker.EXIT_WORKER)
+    finally:
+        pure.job_queue.reset_job_queue(wait=True)
+    if run.failed:
+        return fail(run.failed, pure.farm_worker.EXIT_RETRY)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    bpy.ops.wm.save_as_mainfile(filepath=str(out))
+    print(f"t2i_batch: textured {', '.join(run.meshes)} from {len(cameras)} view(s), saved "
+          f"{out}", flush=True)
+    return 0
 
 
 def _options(args: argparse.Namespace, scene, pure, batch, core, bpy):

@@ -13,12 +13,14 @@ import logging
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import bpy
 
 from ...t2i_core.job_queue import JobHandle, Report, Update, UpdateKind, get_job_queue
 from ...t2i_core.job_request import PREVIEW_DEFAULT
-from ..results import images, outputs
+from ...t2i_core.projection import CameraView
+from ..results import images, outputs, projection
 from ..scene import history
 from ..scene.preferences import backend_config
 from . import scene_job
@@ -36,16 +38,24 @@ class ResultTargets:
     objects: tuple[str, ...]  # the meshes selected when the job was started (projection)
     active_object: str
     opacity: float
+    view: CameraView | None = None  # the camera's view the depth was captured from
 
     @classmethod
-    def from_context(cls, context: bpy.types.Context) -> ResultTargets:
+    def from_context(cls, context: bpy.types.Context,
+                     size: tuple[int, int] | None = None) -> ResultTargets:
         settings = context.scene.t2i
         selected = getattr(context, "selected_objects", None) or []
         active = getattr(context, "active_object", None)
+        view = None
+        if size is not None and settings.depth.capture_path != "VIEWPORT":
+            try:
+                view = projection.camera_view(context.scene.camera, size)
+            except projection.ProjectionError:  # no projection for this one, nothing else
+                view = None
         return cls(scene_name=context.scene.name, targets=frozenset(settings.output_targets),
                    objects=tuple(obj.name for obj in selected if obj.type == "MESH"),
                    active_object=active.name if active is not None else "",
-                   opacity=settings.overlay_opacity)
+                   opacity=settings.overlay_opacity, view=view)
 
 
 @dataclass(frozen=True)
@@ -56,17 +66,18 @@ class BlenderJob:
     targets: ResultTargets
 
 
-def prepare(context: bpy.types.Context) -> BlenderJob:
+def prepare(context: bpy.types.Context, **overrides: Any) -> BlenderJob:
     """Capture the depth (the scene as it is at the click) and build the job from the scene's
-    settings and the preferences. Raises CaptureError/ValueError: what the user must fix."""
+    settings and the preferences, with `overrides` (JobSettings fields) last. Raises
+    CaptureError/ValueError: what the user must fix."""
     scene = context.scene
     if scene.t2i.use_random_seed:
         scene.t2i.seed = random.randrange(2**31)  # the panel shows the seed this job used
-    settings = scene_job.job_settings(scene, context, preview=dict(PREVIEW_DEFAULT))
+    settings = scene_job.job_settings(scene, context, preview=dict(PREVIEW_DEFAULT), **overrides)
     prepared = scene_job.prepare_job(scene, images.output_folder(scene), settings,
                                      context=context)
     images.show_image(images.DEPTH_IMAGE, prepared.control.path)
-    return BlenderJob(prepared, ResultTargets.from_context(context))
+    return BlenderJob(prepared, ResultTargets.from_context(context, prepared.size))
 
 
 def submit(context: bpy.types.Context, job: BlenderJob | None = None) -> JobHandle:
@@ -112,6 +123,8 @@ def apply_result(context: bpy.types.Context, handle: JobHandle) -> list[Report]:
     record = scene_job.record_result(prepared, handle.result, handle.start_seconds)
     path = Path(record.result)
     image = images.result_image(path, prepared.preset.name, record.seed, prepared.stem)
+    if where.view is not None:  # projecting it later uses the view and depth it came from
+        projection.remember_view(image, where.view, prepared.control.path_exr)
     images.show_image(images.RESULT_IMAGE, path)
     history.add_entry(scene.t2i, prepared.stem, record, image, image.filepath,
                       str(prepared.folder / f"{prepared.stem}.json"))

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import bpy
 
-from .outputs import RESULT_TAG
-
+RESULT_TAG = "t2i_result"  # custom property on images the add-on made
 DEPTH_IMAGE = "T2I Depth"
 RESULT_IMAGE = "T2I Result"  # always the latest result
 PREVIEW_IMAGE = "T2I Preview"  # the running job's step previews

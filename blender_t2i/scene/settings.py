@@ -15,7 +15,7 @@ from bpy.props import (
 
 from ...compositor.compat import BLEND_RELATIVE_PATH
 from ...t2i_core.presets import FAMILY_INFO, PRESETS, REFERENCES, get_preset
-from . import depth_settings
+from . import depth_settings, projection_settings
 from .history import T2IHistoryItem
 
 _PRESET_ITEMS = [(p.name, p.label, p.description) for p in PRESETS]
@@ -51,6 +51,7 @@ class T2ISceneSettings(bpy.types.PropertyGroup):
     width: IntProperty(name="Width", default=512, min=0, max=8192, subtype="PIXEL")
     height: IntProperty(name="Height", default=512, min=0, max=8192, subtype="PIXEL")
     depth: PointerProperty(type=depth_settings.T2IDepthSettings)
+    projection: PointerProperty(type=projection_settings.T2IProjectionSettings)
     # --- the panel's workflow (issue #5) ---
     use_random_seed: BoolProperty(
         name="Random Seed", default=False,
@@ -63,7 +64,8 @@ class T2ISceneSettings(bpy.types.PropertyGroup):
                ("COMPOSITOR", "Compositor Overlay", "An Image node mixed over the render in "
                 "the compositor (the user's nodes are kept)", "NODE_COMPOSITING", 2),
                ("PROJECTION", "Project on Selected", "Project the result from the camera onto "
-                "the selected meshes (UV map + material)", "MOD_UVPROJECT", 4),
+                "the selected meshes, mixed over their own materials (see Projection)",
+                "MOD_UVPROJECT", 4),
                ("MATERIAL", "Active Material", "Use the result as an image texture in the "
                 "active object's material", "MATERIAL", 8)])
     output_dir: StringProperty(
@@ -89,7 +91,8 @@ class T2ISceneSettings(bpy.types.PropertyGroup):
 
 
 def register() -> None:
-    depth_settings.register()  # before T2ISceneSettings, which points at it
+    depth_settings.register()  # before T2ISceneSettings, which points at them
+    projection_settings.register()
     bpy.utils.register_class(T2ISceneSettings)
     bpy.types.Scene.t2i = bpy.props.PointerProperty(type=T2ISceneSettings)
 
@@ -97,4 +100,5 @@ def register() -> None:
 def unregister() -> None:
     del bpy.types.Scene.t2i
     bpy.utils.unregister_class(T2ISceneSettings)
+    projection_settings.unregister()
     depth_settings.unregister()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import bpy
 
 from ...t2i_core.job_queue import JobQueue, Status, get_job_queue
+from ...t2i_core.presets import FAMILY_INFO, get_preset
 from ..generation import queue_driver
 from ..results import images as results
 from ..scene.preferences import ADDON_ID
@@ -166,6 +167,59 @@ class T2I_PT_output(_T2IPanel, bpy.types.Panel):
         layout.operator("t2i.add_compositor_nodes", icon="NODE_COMPOSITING")
 
 
+class T2I_PT_projection(_T2IPanel, bpy.types.Panel):
+    bl_label = "Projection"
+    bl_parent_id = "T2I_PT_output"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        settings = context.scene.t2i
+        projection = settings.projection
+        row = layout.row(align=True)
+        row.operator("t2i.project_result", text="Project", icon="MOD_UVPROJECT")
+        row.operator("t2i.bake_projection", text="Bake", icon="RENDER_STILL")
+        row.operator("t2i.remove_projection", text="", icon="X")
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        layout.prop(projection, "shading")
+        layout.prop(projection, "texture_filter")
+        layout.prop(projection, "occlusion_tolerance")
+        col = layout.column(align=True)
+        col.prop(projection, "fade_start")
+        col.prop(projection, "fade_end", text="To")
+        layout.prop(projection, "use_bake", text="Bake After Projecting")
+        col = layout.column(align=True)
+        col.prop(projection, "bake_uv")
+        col.prop(projection, "bake_size")
+        col.prop(projection, "bake_margin")
+        if not context.selected_objects or all(o.type != "MESH" for o in context.selected_objects):
+            layout.label(text="Select the meshes to project onto", icon="INFO")
+        draw_views(layout, settings)
+
+
+def draw_views(layout: bpy.types.UILayout, settings) -> None:
+    """Several cameras: offered when the model can inpaint (views after the first need it)."""
+    projection = settings.projection
+    box = layout.box()
+    box.label(text="From Several Cameras", icon="OUTLINER_OB_CAMERA")
+    col = box.column()
+    col.prop(projection, "views_source")
+    if projection.views_source == "ORBIT":
+        sub = col.column(align=True)
+        sub.prop(projection, "orbit_count")
+        sub.prop(projection, "orbit_elevation")
+    family = FAMILY_INFO.get(get_preset(settings.model_preset).family)
+    can_inpaint = family is not None and family.inpaint
+    row = box.row()
+    row.enabled = can_inpaint or (projection.views_source == "ORBIT"
+                                  and projection.orbit_count == 1)
+    row.operator("t2i.generate_views", icon="RENDER_STILL")
+    if not can_inpaint:
+        box.label(text=f"{family.label if family else 'This model'} cannot inpaint: "
+                       "one view only", icon="INFO")
+
+
 class T2I_UL_history(bpy.types.UIList):
     def draw_item(self, _context, layout, _data, item, _icon, _active_data, _active_prop,
                   _index=0, _flt_flag=0):
@@ -248,7 +302,7 @@ def draw_status_bar(self, _context: bpy.types.Context) -> None:
 
 
 CLASSES = (T2I_UL_history, T2I_PT_main, T2I_PT_settings, T2I_PT_depth, T2I_PT_output,
-           T2I_PT_history, T2I_PT_backend)
+           T2I_PT_projection, T2I_PT_history, T2I_PT_backend)
 
 
 def register() -> None:

@@ -1,6 +1,6 @@
 """Where results go: files and metadata, per-result images, camera background, compositor
-overlay (rendered), projection from the camera (UVs checked against Blender's own camera
-projection, then undone), texture in the active material, history and its persistence."""
+overlay (rendered), texture in the active material, history and its persistence. Projection
+from the camera has its own file, test_projection.py."""
 
 from __future__ import annotations
 
@@ -10,10 +10,9 @@ from pathlib import Path
 import bpy
 import numpy as np
 import pytest
-from bpy_extras.object_utils import world_to_camera_view
 from PIL import Image
 
-from devtools.scenes import add_box, add_camera, add_plane
+from devtools.scenes import add_camera, add_plane
 
 
 def _settings(scene, **values):
@@ -30,7 +29,7 @@ def _fake_result(addon, scene, colour=(1.0, 0.0, 0.0, 1.0), seed=7, size=(32, 24
     """A history entry with a solid image, as if a job had produced it (no backend needed)."""
     image = bpy.data.images.new(f"T2I tiny-sd15-depth s{seed}", *size)
     image.pixels.foreach_set(np.tile(np.array(colour, np.float32), size[0] * size[1]))
-    image[addon.blender_t2i.results.outputs.RESULT_TAG] = f"stem{seed}"
+    image[addon.blender_t2i.results.images.RESULT_TAG] = f"stem{seed}"
     record = addon.t2i_core.job_record.JobRecord(
         model="tiny-sd15-depth", model_spec={}, prompt="a red wall", negative_prompt="blurry",
         seed=seed, steps=3, guidance=5.0, control_strength=0.8, size=tuple(size))
@@ -159,61 +158,6 @@ def test_compositor_overlay_mixes_over_the_render_and_keeps_the_users_nodes(
     assert not np.allclose(_render_centre(scene, tmp_path), (255, 0, 0), atol=2)
 
 
-@pytest.mark.parametrize("ortho", [False, True])
-def test_projection_uvs_match_the_camera_projection_of_the_vertices(addon, scene, ortho):
-    camera = add_camera(scene, location=(1.0, -6.0, 4.0), rotation=(0.95, 0.0, 0.2),
-                        ortho_scale=6.0 if ortho else None)
-    scene.render.resolution_x, scene.render.resolution_y = 80, 60
-    box = add_box(scene, 1.5, (0.3, 0.2, 0.75))
-    box.rotation_euler = (0.2, 0.1, 0.7)
-    plane = add_plane(scene, size=6.0)
-    _fake_result(addon, scene)
-    _select(box, plane)
-    assert bpy.ops.t2i.project_result() == {"FINISHED"}
-    bpy.context.view_layer.update()
-    for obj in (box, plane):
-        mesh = obj.data
-        layer = mesh.uv_layers["T2I Projection"]
-        for loop in mesh.loops:
-            world = obj.matrix_world @ mesh.vertices[loop.vertex_index].co
-            expected = world_to_camera_view(scene, camera, world)
-            assert tuple(layer.data[loop.index].uv) == pytest.approx(
-                (expected.x, expected.y), abs=1e-5)
-        material = obj.material_slots[mesh.polygons[0].material_index].material
-        assert material.name.startswith("T2I Projection")
-        assert {polygon.material_index for polygon in mesh.polygons} == \
-            {mesh.polygons[0].material_index}
-        texture = material.node_tree.nodes["T2I Texture"]
-        assert texture.image.name == "T2I tiny-sd15-depth s7"
-
-
-def test_undo_after_projection_restores_the_mesh(addon, scene):
-    """Headless, bpy.ops calls do not push undo steps themselves (the UI does after an
-    operator with UNDO in bl_options), so the test pushes the steps around it."""
-    add_camera(scene)
-    plane = add_plane(scene, size=4.0)
-    plane.data.uv_layers.new(name="UVMap")
-    _fake_result(addon, scene)
-    _select(plane)
-    bpy.ops.ed.undo_push(message="before projection")
-    assert bpy.ops.t2i.project_result() == {"FINISHED"}
-    assert "UNDO" in bpy.types.T2I_OT_project_result.bl_options
-    assert "T2I Projection" in bpy.data.meshes["Plane"].uv_layers
-    bpy.ops.ed.undo_push(message="Project Result from Camera")
-    bpy.ops.ed.undo()
-    mesh = bpy.data.meshes["Plane"]  # undo reloads data: fetch it again
-    assert [layer.name for layer in mesh.uv_layers] == ["UVMap"]
-    assert len(mesh.materials) == 0
-
-
-def test_projection_without_selected_meshes_is_reported(addon, scene):
-    add_camera(scene)
-    _fake_result(addon, scene)
-    _select()
-    with pytest.raises(RuntimeError, match="select the meshes"):
-        bpy.ops.t2i.project_result()
-
-
 def test_use_as_texture_feeds_the_active_materials_base_colour(addon, scene):
     plane = add_plane(scene)
     material = bpy.data.materials.new("Wall")
@@ -237,7 +181,9 @@ def test_outputs_chosen_in_the_panel_follow_each_result(scene, backend):
     assert bpy.ops.t2i.generate() == {"FINISHED"}
     image = scene.t2i.history[0].image
     assert camera.data.background_images[0].image == image
-    assert "T2I Projection" in plane.data.uv_layers
+    nodes = plane.material_slots[0].material.node_tree.nodes
+    assert any(node.bl_idname == "ShaderNodeGroup" and node.label == "T2I Projection"
+               for node in nodes)
     tree = scene.compositing_node_group if bpy.app.version >= (5, 0, 0) else scene.node_tree
     assert tree.nodes["T2I Overlay Image"].image == image
 

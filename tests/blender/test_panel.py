@@ -133,7 +133,8 @@ def test_the_panel_lives_in_the_3d_view_sidebar(ui):
     main = ui.panel.T2I_PT_main
     assert (main.bl_space_type, main.bl_region_type, main.bl_category) == ("VIEW_3D", "UI", "T2I")
     for cls in _panels(ui.panel):
-        assert cls is main or cls.bl_parent_id == "T2I_PT_main"
+        names = {c.__name__ for c in _panels(ui.panel)}
+        assert cls is main or cls.bl_parent_id in names  # a section of ours, under main
 
 
 def test_a_scene_with_a_plane_draws_the_render_size(scene, ui):
@@ -157,3 +158,20 @@ def test_the_panel_warns_when_the_chosen_presets_weights_are_not_here(scene, ui)
         assert warning not in draw(ui.panel.T2I_PT_main.draw).texts()
     finally:
         ui.jobs.capabilities = saved
+
+
+def test_the_projection_section_draws_project_bake_and_their_settings(scene, ui):
+    add_camera(scene)
+    layout = draw(ui.panel.T2I_PT_projection.draw)
+    assert {"t2i.project_result", "t2i.bake_projection", "t2i.remove_projection"} <= \
+        set(layout.operators())
+    drawn = [args[1] for name, args, _k in layout.calls if name == "prop"]
+    assert {"shading", "texture_filter", "occlusion_tolerance", "fade_start", "fade_end",
+            "use_bake", "bake_uv", "bake_size", "bake_margin", "views_source", "orbit_count",
+            "orbit_elevation"} == set(drawn)
+    assert "t2i.generate_views" in layout.operators()
+    properties = scene.t2i.projection.bl_rna.properties
+    assert all(name in properties for name in drawn)  # every control is a real setting
+    assert "Select the meshes to project onto" in layout.texts()
+    add_plane(scene).select_set(True)
+    assert "Select the meshes to project onto" not in draw(ui.panel.T2I_PT_projection.draw).texts()
