@@ -60,6 +60,7 @@ class Server:
         self._cancelled: set[str] = set()
         self._open: set[str] = set()  # ids queued or running (guarded by _cancel_lock)
         self._cancel_lock = threading.Lock()
+        self._scan_lock = threading.Lock()
         self._worker = threading.Thread(target=self._work, name="t2i-jobs", daemon=True)
         self._runner: Any = None  # backend.runner.Runner, imported lazily (torch import is slow)
 
@@ -98,6 +99,10 @@ class Server:
             from .capabilities import capabilities_event
 
             self.events.send(capabilities_event())
+        elif kind == protocol.MODELS:
+            # a cold scan reads thousands of headers: never on the thread that hears cancels
+            threading.Thread(target=self._answer_models, args=(message,), name="t2i-models",
+                             daemon=True).start()
         elif kind == protocol.GENERATE:
             try:
                 request = protocol.parse_generate(message)
@@ -132,6 +137,12 @@ class Server:
                 ErrorCode.UNKNOWN_REQUEST, f"unknown request type '{kind}'",
                 message.get("id") if isinstance(message.get("id"), str) else None))
         return True
+
+    def _answer_models(self, message: dict[str, Any]) -> None:
+        from .library import models_event
+
+        with self._scan_lock:  # two requests at once: the second reuses the first's cache
+            self.events.send(models_event(message, self.cache_dir))
 
     def _beat(self) -> None:
         """The add-on's sign of life: a process whose threads all stop (SIGSTOP, a library
