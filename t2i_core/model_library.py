@@ -869,11 +869,43 @@ def _json_value(value: Any) -> Any:
 # --- checks a pick needs ------------------------------------------------------------------------
 
 
+def looks_like_path(reference: str) -> bool:
+    """A pick that names a file or folder (not an HF repo id the backend looks up)."""
+    return (os.path.isabs(os.path.expanduser(reference)) or reference.startswith((".", "~"))
+            or "\\" in reference or reference.lower().endswith((".safetensors", *PICKLE_SUFFIXES)))
+
+
+def inspect(reference: str) -> ModelEntry | None:
+    """What one picked file or folder is, read now (one header); None when it does not exist.
+    An unreadable file is an entry without role whose note says why."""
+    path = Path(os.path.expanduser(reference))
+    if path.is_dir():
+        return _folder_entry(path, reference, path.name, "pick")
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        return ModelEntry(path=str(path), reference=reference, name=path.stem, source="pick",
+                          role="", arch="", size=info.st_size,
+                          note="a pickle checkpoint: only .safetensors files are loaded")
+    try:
+        header = read_header(path)
+    except (OSError, UnreadableModel) as exc:
+        return ModelEntry(path=str(path), reference=reference, name=path.stem, source="pick",
+                          role="", arch="", size=info.st_size,
+                          note=f"not a readable safetensors file: {_reason(exc)}")
+    return classify(header, path=str(path), reference=reference, source="pick",
+                    size=info.st_size, mtime_ns=info.st_mtime_ns)
+
+
 def pick_problem(entry: ModelEntry | None, reference: str, family: str, pick: str,
                  family_label: str = "") -> str | None:
     """Why `reference` cannot be the `pick` of a `family` job, or None when it can (or when
     the header could not tell: the backend's loader has the last word then)."""
     label = family_label or family
+    if entry is not None and entry.note.startswith(("not a readable", "a pickle")):
+        return f"the {pick} model '{entry.name}' is {entry.note}"
     if entry is None:
         return (f"the {pick} model '{reference}' is not on this machine any more (or not in "
                 "the model library's folders): pick another, or rescan the library")

@@ -43,3 +43,14 @@ def test_models_takes_roots_from_the_request_and_refuses_bad_ones(backend, tmp_p
     error = backend.wait_for(protocol.ERROR)
     assert error["code"] == protocol.ErrorCode.BAD_REQUEST and error["id"] == "bad"
     assert "model_folders" in error["message"]
+
+
+def test_the_backends_families_agree_with_the_shared_family_info():
+    import importlib
+
+    from backend import families
+
+    for name in families.FAMILIES:
+        module = importlib.import_module(f"backend.families.{name}")
+        assert module.FLOW_MATCH == module.INFO.flow_match, name
+        assert tuple(getattr(module, "OPTIONAL_ROLES", ())) == module.INFO.optional_roles, name
