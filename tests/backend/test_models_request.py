@@ -52,5 +52,5 @@ def test_the_backends_families_agree_with_the_shared_family_info():
 
     for name in families.FAMILIES:
         module = importlib.import_module(f"backend.families.{name}")
-        assert module.FLOW_MATCH == module.INFO.flow_match, name
+        assert module.INFO.flow_match == module.FLOW_MATCH, name
         assert tuple(getattr(module, "OPTIONAL_ROLES", ())) == module.INFO.optional_roles, name

@@ -43,7 +43,7 @@ def test_a_pick_of_another_family_is_refused_naming_both(installs):
         jobs.check_settings(SETTINGS.but(picks={"base": sdxl}))
     flux_cn = str(installs["comfyui"] / "models/controlnet/flux-controlnet-union-pro"
                                         ".safetensors")
-    with pytest.raises(ValueError, match="FLUX.1 ControlNet"):
+    with pytest.raises(ValueError, match=r"FLUX\.1 ControlNet"):
         jobs.check_settings(SETTINGS.but(picks={"controlnet": flux_cn}))
     lora = str(installs["a1111"] / "models/Lora/teapot_sd15.safetensors")
     with pytest.raises(ValueError, match="LoRA"):
@@ -65,7 +65,7 @@ def test_missing_corrupt_and_pickle_picks_are_refused(installs, tmp_path):
     pickle = str(installs["a1111"] / "models/Stable-diffusion/old_model.ckpt")
     with pytest.raises(ValueError, match="pickle"):
         jobs.check_settings(SETTINGS.but(picks={"base": pickle}))
-    with pytest.raises(ValueError, match="LoRA .* not on this machine"):
+    with pytest.raises(ValueError, match=r"LoRA .* not on this machine"):
         jobs.check_settings(SETTINGS.but(loras=((gone, 1.0),)))
     checkpoint = str(installs["a1111"] / "models/Stable-diffusion/sd15_layout.safetensors")
     with pytest.raises(ValueError, match="checkpoint, not a LoRA"):
