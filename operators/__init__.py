@@ -1,8 +1,18 @@
 """bpy operators under `t2i.`: thin layers that read settings, call the core, report."""
 
-from . import backend, capture, compositor_nodes, depth_preview, generate, history, outputs
+from . import (
+    backend,
+    capture,
+    compositor_nodes,
+    depth_preview,
+    generate,
+    history,
+    models,
+    outputs,
+)
 
-MODULES = (capture, depth_preview, generate, backend, outputs, history, compositor_nodes)
+MODULES = (capture, depth_preview, generate, backend, outputs, history, compositor_nodes,
+           models)
 
 
 def register() -> None:

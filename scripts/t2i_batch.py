@@ -47,6 +47,17 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--model", metavar="JSON",
                        help="a model spec, e.g. '{\"family\": \"sd15_controlnet\", \"base\": "
                             "\"/models/sd15\", \"controlnet\": \"/models/depth\"}'")
+    parser.add_argument("--base", metavar="FILE",
+                        help="your own base model instead of the preset's: a .safetensors "
+                             "checkpoint or diffusers folder, a file name the model library "
+                             "finds, or a cached HF repo id (default: the scene's pick)")
+    parser.add_argument("--controlnet", metavar="FILE",
+                        help="your own ControlNet instead of the preset's (as --base)")
+    parser.add_argument("--lora", action="append", metavar="FILE:WEIGHT",
+                        help="a LoRA and its weight (default 1.0); repeat for several; "
+                             "replaces the scene's LoRA stack")
+    parser.add_argument("--scheduler", help="default, euler, euler_a, ddim, dpmpp_2m, "
+                                            "dpmpp_2m_karras or unipc (SD families only)")
     parser.add_argument("--seed", type=int, help="base seed (default: the scene's)")
     parser.add_argument("--seed-mode", choices=["fixed", "per-frame"], default="fixed",
                         help="fixed: the same seed every frame (steadier); per-frame: seed + "
@@ -179,6 +190,7 @@ def _options(args: argparse.Namespace, scene, plan, batch, core, bpy):
             raise plan.PlanError("--model must be a JSON object (a model spec)") from None
         if not isinstance(model, dict) or not isinstance(model.get("family"), str):
             raise plan.PlanError("--model needs at least a \"family\"")
+    loras = [_lora(value, plan) for value in args.lora] if args.lora else None
     config = core.scene.preferences.backend_config(bpy.context)
     if args.backend_python:
         # only the interpreter changes: the HF cache and model folders stay
@@ -192,7 +204,20 @@ def _options(args: argparse.Namespace, scene, plan, batch, core, bpy):
         size=plan.parse_size(args.size) if args.size else None,
         depth_range=args.depth_range,
         near_far=(args.near, args.far) if args.depth_range == "manual" else None,
-        init=args.init, resume=args.resume, dry_run=args.dry_run, retries=args.retries)
+        init=args.init, resume=args.resume, dry_run=args.dry_run, retries=args.retries,
+        base=args.base, controlnet=args.controlnet, loras=loras, scheduler=args.scheduler)
+
+
+def _lora(value: str, plan) -> tuple[str, float]:
+    """FILE:WEIGHT (the weight is optional; a Windows drive's colon is not a weight)."""
+    path, colon, weight = value.rpartition(":")
+    if not colon or not path or "/" in weight or "\\" in weight:
+        return value, 1.0
+    try:
+        return path, float(weight)
+    except ValueError:
+        raise plan.PlanError(f"--lora {value}: the weight after ':' must be a number") \
+            from None
 
 
 if __name__ == "__main__":

@@ -129,6 +129,9 @@ class ModelEntry:
 
     @property
     def label(self) -> str:
+        if self.role == LORA:
+            bases = [ARCH_LABELS[a] for a in self.lora_bases if a in LORA_BASES]
+            return f"{self.name} (LoRA for {' / '.join(bases) if bases else 'an unknown base'})"
         what = ARCH_LABELS.get(self.arch, "unknown model")
         return f"{self.name} ({what} {ROLE_LABELS.get(self.role, 'file')})"
 
@@ -916,8 +919,10 @@ def pick_problem(entry: ModelEntry | None, reference: str, family: str, pick: st
         return None
     if not entry.arch and entry.role in (CHECKPOINT, DIFFUSION_MODEL, CONTROLNET):
         return None
-    what = f"{ARCH_LABELS.get(entry.arch, 'an unknown')} {ROLE_LABELS.get(entry.role, 'file')}"
-    return (f"the {pick} model '{entry.name}' is a {what}, which {label} cannot use as its "
+    arch = ARCH_LABELS.get(entry.arch, "unknown")
+    article = "an" if arch[0] in "AEIOSUaeiou" else "a"  # an SDXL, an SD 1.5, a FLUX.1
+    what = f"{article} {arch} {ROLE_LABELS.get(entry.role, 'file')}"
+    return (f"the {pick} model '{entry.name}' is {what}, which {label} cannot use as its "
             f"{pick}: pick a model preset of its family, or another {pick}")
 
 

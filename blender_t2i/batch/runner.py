@@ -19,7 +19,7 @@ from typing import Any
 
 import bpy
 
-from ...t2i_core import batch_plan
+from ...t2i_core import batch_plan, job_request
 from ...t2i_core.backend_process import BackendConfig, BackendFailure
 from ...t2i_core.batch_plan import Manifest, OutputPattern, PlanError
 from ...t2i_core.job_queue import JobHandle, get_job_queue
@@ -28,6 +28,7 @@ from ...t2i_core.protocol import ErrorCode
 from ..generation import scene_job
 from ..generation.depth_control import CaptureError, DepthOptions, lock_depth_range
 from ..generation.render_hooks import own_renders
+from ..scene import model_picks
 
 log = logging.getLogger("blender_t2i")
 
@@ -54,6 +55,11 @@ class BatchOptions:
     resume: bool = False
     dry_run: bool = False
     retries: int = 1
+    # the user's own models (issue #13): None = the scene's
+    base: str | None = None
+    controlnet: str | None = None
+    loras: list[tuple[str, float]] | None = None  # replaces the scene's LoRA stack
+    scheduler: str | None = None
 
 
 class BatchFailed(Exception):
@@ -75,6 +81,8 @@ def apply_options(scene: bpy.types.Scene, options: BatchOptions) -> None:
     if options.size is not None:
         settings.use_render_size = False
         settings.width, settings.height = options.size
+    model_picks.apply(settings, base=options.base, controlnet=options.controlnet,
+                      loras=options.loras, scheduler=options.scheduler)
 
 
 def depth_options(scene: bpy.types.Scene, options: BatchOptions) -> DepthOptions:
@@ -105,6 +113,8 @@ def run_settings(scene: bpy.types.Scene, options: BatchOptions,
         "capture": f"{depth.capture_path.lower()}/{depth.capture_engine.lower()}",
         "init": options.init, "render_strength": round(settings.render_strength, 6),
         "memory_mode": base.memory_mode, "device": base.device,
+        "picks": base.picks, "loras": [list(lora) for lora in base.loras],
+        "scheduler": base.scheduler,
     }
 
 
@@ -122,6 +132,11 @@ def run(scene: bpy.types.Scene, options: BatchOptions,
     if scene.camera is None:
         raise PlanError("the scene has no active camera: set one (Scene > Camera) and save")
     apply_options(scene, options)
+    # picks, LoRAs and scheduler are refused (ValueError) before the range lock renders
+    chosen = scene_job.job_settings(scene, model=options.model or {})
+    job_request.check_settings(chosen)
+    for warning in job_request.lora_warnings(chosen):
+        say(f"warning: {warning}")
     depth = depth_options(scene, options)
     preset, size = scene_job.preset_and_size(scene)
     if depth.range_policy == "LOCKED" and not options.dry_run:

@@ -38,7 +38,7 @@ def test_picks_replace_the_presets_weights_and_loras_and_scheduler_are_sent(inst
 
 def test_a_pick_of_another_family_is_refused_naming_both(installs):
     sdxl = str(installs["comfyui"] / "models/checkpoints/sdxl_base.safetensors")
-    with pytest.raises(ValueError, match=r"'sdxl_base' is a SDXL checkpoint, which SD 1.5 \+ "
+    with pytest.raises(ValueError, match=r"'sdxl_base' is an SDXL checkpoint, which SD 1.5 \+ "
                                          r"ControlNet cannot use as its base"):
         jobs.check_settings(SETTINGS.but(picks={"base": sdxl}))
     flux_cn = str(installs["comfyui"] / "models/controlnet/flux-controlnet-union-pro"
