@@ -16,16 +16,19 @@ _state: dict[str, lib.Library] = {}
 
 
 def roots(context: bpy.types.Context | None = None) -> lib.Roots:
+    """The preferences' roots; where one is not set, the environment's (T2I_A1111_ROOT,
+    T2I_COMFYUI_ROOT, T2I_MODEL_FOLDERS, HF_HUB_CACHE/HF_HOME: a farm or a batch run)."""
     prefs = addon_preferences(context)
-    hf_cache = lib.default_hf_cache()
+    env = lib.roots_from_env()
+    hf_cache = env.hf_cache
     if prefs.hf_cache:  # the cache folder itself, or the HF home that holds it (hub/)
         chosen = Path(bpy.path.abspath(prefs.hf_cache))
         hf_cache = str(chosen / "hub" if (chosen / "hub").is_dir() else chosen)
+    folders = tuple(bpy.path.abspath(f.path) for f in prefs.model_folders if f.path)
     return lib.Roots(
-        hf_cache=hf_cache,
-        model_folders=tuple(bpy.path.abspath(f.path) for f in prefs.model_folders if f.path),
-        a1111=bpy.path.abspath(prefs.a1111_root) if prefs.a1111_root else "",
-        comfyui=bpy.path.abspath(prefs.comfyui_root) if prefs.comfyui_root else "")
+        hf_cache=hf_cache, model_folders=folders or env.model_folders,
+        a1111=bpy.path.abspath(prefs.a1111_root) if prefs.a1111_root else env.a1111,
+        comfyui=bpy.path.abspath(prefs.comfyui_root) if prefs.comfyui_root else env.comfyui)
 
 
 def cache_file() -> Path:

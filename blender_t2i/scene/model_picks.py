@@ -59,7 +59,8 @@ def picks(settings: Any) -> dict[str, str]:
 
 
 def active_loras(settings: Any) -> tuple[tuple[str, float], ...]:
-    return tuple((library.path_of(item.path), item.weight) for item in settings.loras
+    # rounded: a float property holds 0.7 as 0.699999988
+    return tuple((library.path_of(item.path), round(item.weight, 6)) for item in settings.loras
                  if item.enabled and item.path.strip())
 
 
