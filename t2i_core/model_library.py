@@ -107,6 +107,10 @@ class UnreadableModel(ValueError):
     """A file that is not a readable safetensors file; the message says why."""
 
 
+class PickleInDisguise(UnreadableModel):
+    """A pickle (torch.save) file named .safetensors: never to be loaded."""
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     """One model the library found: a .safetensors file or a diffusers folder / cached repo."""
@@ -556,24 +560,25 @@ def read_header(path: str | os.PathLike) -> dict[str, Any]:
     with open(path, "rb") as handle:
         head = handle.read(8)
         if head[:2] == b"PK" or head[:1] == b"\x80":
-            raise UnreadableModel("it is a pickle (torch.save) file named .safetensors")
+            raise PickleInDisguise("it is a pickle (torch.save) file named .safetensors")
         length = int.from_bytes(head, "little") if len(head) == 8 else 0
         if not 0 < length <= min(MAX_HEADER, size - 8):
             raise UnreadableModel("its header is missing or cut off")
         try:
             header = json.loads(handle.read(length))
-        except (UnicodeDecodeError, ValueError):
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             raise UnreadableModel("its header is not valid JSON") from None
     if not isinstance(header, dict):
         raise UnreadableModel("its header is not a table of tensors")
-    metadata = header.pop("__metadata__", None)
-    try:
-        end = max((entry["data_offsets"][1] for entry in header.values()), default=0)
-    except (TypeError, KeyError, IndexError):
-        raise UnreadableModel("its header has a tensor without data offsets") from None
-    if metadata is not None:
-        header["__metadata__"] = metadata
-    if not isinstance(end, int) or end > size - 8 - length:
+    end = 0
+    for name, entry in header.items():
+        try:
+            offset = entry["data_offsets"][1] if name != "__metadata__" else 0
+        except (TypeError, KeyError, IndexError):
+            continue  # not a tensor entry: the loader has the last word on it
+        if isinstance(offset, int) and offset > end:
+            end = offset
+    if end > size - 8 - length:
         raise UnreadableModel(f"it is {size} bytes, shorter than its header says (truncated)")
     return header
 
