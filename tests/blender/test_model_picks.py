@@ -241,6 +241,14 @@ def _batch(installs, *args: str):
     return subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
 
 
+def test_batch_help_documents_the_model_flags(installs):
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0
+    for option in ("--base", "--controlnet", "--lora", "FILE:WEIGHT", "--scheduler"):
+        assert option in proc.stdout
+
+
 def test_batch_flags_pick_base_loras_and_scheduler(tmp_path, installs, backend):
     blend = _blend(tmp_path / "shot.blend")
     out = tmp_path / "out"
