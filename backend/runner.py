@@ -47,13 +47,15 @@ from .devices import (
     weights_bytes,
 )
 from .errors import BackendError, JobCancelled, ModelNotFound
-from .families.common import Job
+from .families.common import Job, keep_unmasked, missing_package_error, require_package
 
 log = logging.getLogger("blender_t2i.backend")
 
 # report(step, total, preview_path or None): sends a progress event (from the preview thread)
 StepReporter = Callable[[int, int, str | None], None]
 
+CPU_MEMORY_HINT = ("The computer ran out of memory: lower the size (or Largest Image in the "
+                   "preferences) or close other programs; memory modes only help on a GPU.")
 TILE_VAE_ABOVE = 1536 * 1536  # pixels: decode larger images in tiles to bound VAE memory
 _KEEP_PREVIEWS = 2
 
@@ -101,12 +103,15 @@ class Runner:
                  cancelled: Callable[[], bool] = lambda: False) -> JobResult:
         timings: dict[str, float] = {}
         started = time.perf_counter()
+        # Inputs first: a bad picture or folder is refused before a model load (seconds to
+        # minutes), let alone a generation.
+        job = self._read_inputs(request, _family(request.model))
+        _check_output_dir(request.output_dir)
+        timings["inputs"] = round(time.perf_counter() - started, 4)
+        started = time.perf_counter()
         reused = self.loaded
         loaded = self._load(request)
         timings["load"] = round(time.perf_counter() - started, 4)
-        started = time.perf_counter()
-        job = self._read_inputs(request, loaded.family)
-        timings["inputs"] = round(time.perf_counter() - started, 4)
         self._apply_loras(loaded, request)
         self._apply_scheduler(loaded, request.scheduler)
         _set_vae_tiling(loaded.pipe, request.width * request.height > TILE_VAE_ABOVE)
@@ -124,7 +129,7 @@ class Runner:
             torch.cuda.reset_peak_memory_stats(cuda)
         started = time.perf_counter()
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), _cancel_within_steps(loaded, cancelled, request.id):
                 image = loaded.family.run(loaded.pipe, job, callback,
                                           lambda cls: self._variant(loaded, cls))
         except Exception as exc:
@@ -133,14 +138,17 @@ class Runner:
                 raise BackendError(
                     ErrorCode.OUT_OF_MEMORY,
                     f"out of memory generating {request.width}x{request.height} with "
-                    f"{loaded.family.NAME} in '{loaded.memory_mode}' memory mode",
-                    hint=NEXT_MODE_HINT.get(loaded.memory_mode)) from exc
+                    f"{loaded.family.NAME} in '{loaded.memory_mode}' memory mode on "
+                    f"{loaded.device}",
+                    hint=CPU_MEMORY_HINT if loaded.device == "cpu"
+                    else NEXT_MODE_HINT.get(loaded.memory_mode)) from exc
             raise
         finally:
             previews.close()  # every progress event is out before the result or error
         timings["generate"] = round(time.perf_counter() - started, 4)
         if image.size != (request.width, request.height):  # edit models round sizes
             image = image.resize((request.width, request.height), Image.Resampling.LANCZOS)
+        image = keep_unmasked(job, image)
         started = time.perf_counter()
         path = Path(request.output_dir) / f"{request.id}.png"
         write_png_atomic(image, path, _png_parameters(request))
@@ -154,11 +162,7 @@ class Runner:
 
     def _load(self, request: GenerateRequest) -> Loaded:
         spec = request.model
-        name = spec.get("family")
-        family = families.get(name) if isinstance(name, str) else None
-        if family is None:
-            raise BackendError(ErrorCode.BAD_REQUEST, f"unknown model family '{name}' "
-                               f"(known: {', '.join(families.FAMILIES)})")
+        family = _family(spec)
         sources = self._resolve_weights(family, spec)
         configs = _resolve_configs(family, spec, sources)
         device = pick_device(str(spec.get("device", "auto")))
@@ -187,6 +191,9 @@ class Runner:
                 raise BackendError(ErrorCode.OUT_OF_MEMORY,
                                    f"out of memory loading {family.NAME} in '{mode}' mode",
                                    hint=NEXT_MODE_HINT.get(mode)) from exc
+            missing = missing_package_error(exc, f"loading {family.NAME} in '{mode}' mode")
+            if missing is not None:
+                raise missing from exc
             raise BackendError(ErrorCode.MODEL_LOAD_FAILED,
                                f"could not load {family.NAME} from "
                                f"{', '.join(str(s.path) for s in sources.values())}: "
@@ -235,6 +242,8 @@ class Runner:
                 loaded.lora_active = False
             return
         names, strengths = [], []
+        # diffusers alone would only say "PEFT backend is required for this method"
+        require_package("peft", "loading LoRAs")
         for lora in request.loras:
             source = weights.resolve(lora.path, "LoRA")
             adapter = loaded.loras.get(str(source.path))
@@ -277,9 +286,11 @@ class Runner:
         depth_float = _read_depth_float(request.depth_float, size) \
             if request.depth_float and DEPTH_FLOAT in family.INFO.inputs else None
         references = [_read_rgb(p, "reference image", None) for p in request.reference_images]
+        mask = _read_picture(request.mask_image, "mask image", size, _mask_grey) \
+            if request.mask_image else None
         mode = request.model.get("control_mode")
         return Job(request=request, depth=depth, render=render, depth_float=depth_float,
-                   references=references,
+                   references=references, mask=mask,
                    control_mode=mode if isinstance(mode, int) else None)
 
 
@@ -437,6 +448,59 @@ def _set_vae_tiling(pipe: Any, enabled: bool) -> None:
         vae.disable_tiling()
 
 
+_HOOKED = ("unet", "transformer", "controlnet", "vae")  # where the time of a step goes
+
+
+@contextlib.contextmanager
+def _cancel_within_steps(loaded: Loaded, cancelled: Callable[[], bool], job_id: str) -> Any:
+    """Check for a cancel before every block of the denoiser, ControlNet and VAE, not only
+    between steps: one step of a huge job can take minutes, and the VAE decode as long.
+    A block is each member of a ModuleList (down/up blocks, their resnets and attentions,
+    transformer blocks): a few hundred cheap checks a step. Compiled models are left alone
+    (a hook would break their graphs); they stop at the next step."""
+    if loaded.key[-1]:  # compile_models
+        yield
+        return
+
+    def check(_module: Any, _args: Any) -> None:
+        if cancelled():
+            raise JobCancelled(job_id)
+
+    handles = []  # the img2img/inpaint variants share these modules (from_pipe)
+    for name in _HOOKED:
+        component = getattr(loaded.pipe, name, None)
+        if isinstance(component, torch.nn.Module):
+            for module in component.modules():
+                if isinstance(module, torch.nn.ModuleList):
+                    handles += [block.register_forward_pre_hook(check) for block in module]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _family(spec: dict[str, Any]) -> ModuleType:
+    name = spec.get("family")
+    family = families.get(name) if isinstance(name, str) else None
+    if family is None:
+        raise BackendError(ErrorCode.BAD_REQUEST, f"unknown model family '{name}' "
+                           f"(known: {', '.join(families.FAMILIES)})")
+    return family
+
+
+def _check_output_dir(folder: str) -> None:
+    """Make the job folder now, so one that cannot be written fails before the model loads
+    and the generation runs, not at the end."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise BackendError(ErrorCode.BAD_REQUEST, f"output folder '{folder}' cannot be made: "
+                           f"{exc.strerror or exc}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise BackendError(ErrorCode.BAD_REQUEST, f"output folder '{folder}' is not writable")
+
+
 def _regular_file(path: str, what: str) -> None:
     """Refuse FIFOs, devices and folders before opening: reading one could block forever."""
     if os.path.exists(path) and not os.path.isfile(path):
@@ -444,18 +508,37 @@ def _regular_file(path: str, what: str) -> None:
 
 
 def _read_rgb(path: str, what: str, size: tuple[int, int] | None) -> Image.Image:
+    return _read_picture(path, what, size, lambda image: image.convert("RGB"))
+
+
+def _read_picture(path: str, what: str, size: tuple[int, int] | None,
+                  convert: Callable[[Image.Image], Image.Image]) -> Image.Image:
+    """A picture read whole (a truncated file fails here, not in the pipeline), converted,
+    and resized to the job's size when it has another."""
     _regular_file(path, what)
     try:
         with Image.open(path) as image:
-            rgb = image.convert("RGB")
+            picture = convert(image)
     except FileNotFoundError:
         raise BackendError(ErrorCode.INPUT_NOT_FOUND, f"{what} '{path}' does not exist") from None
-    except OSError as exc:
+    except (OSError, Image.DecompressionBombError) as exc:  # the bomb error is no OSError
         raise BackendError(ErrorCode.BAD_REQUEST, f"{what} '{path}' is unreadable: {exc}") \
             from None
-    if size is not None and rgb.size != size:
-        rgb = rgb.resize(size, Image.Resampling.BILINEAR)
-    return rgb
+    if size is not None and picture.size != size:
+        picture = picture.resize(size, Image.Resampling.BILINEAR)
+    return picture
+
+
+def _mask_grey(image: Image.Image) -> Image.Image:
+    """A mask as 8-bit grey. Pillow's own conversion clips 16-bit grey to 255 (every pixel
+    above 1/65535 would be white), so those are scaled; float pictures are refused, as a NaN
+    there says nothing about keeping or regenerating."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # "I": how older Pillows open 16-bit PNGs
+        values = np.asarray(image, dtype=np.float64) / 65535.0
+        return Image.fromarray(np.rint(np.clip(values, 0, 1) * 255).astype(np.uint8))
+    if image.mode == "F":
+        raise OSError("a float picture, not an 8- or 16-bit grey PNG")
+    return image.convert("L")  # colour: its luminance; alpha is ignored
 
 
 def _read_depth_float(path: str, size: tuple[int, int]) -> np.ndarray:

@@ -13,6 +13,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from .presets import FAMILY_INFO
+
 PROTOCOL_VERSION = 1
 
 # Requests (add-on -> backend)
@@ -43,6 +45,40 @@ MODEL_FOLDERS_ENV = "T2I_MODEL_FOLDERS"
 # The A1111/Forge and ComfyUI installs the preferences name, for the model library.
 A1111_ROOT_ENV = "T2I_A1111_ROOT"
 COMFYUI_ROOT_ENV = "T2I_COMFYUI_ROOT"
+
+# The largest job the backend takes, in megapixels (the preferences' Largest Image): a huge
+# request is refused at once instead of taking minutes a step and all the memory.
+MAX_MEGAPIXELS_ENV = "T2I_MAX_MEGAPIXELS"
+DEFAULT_MAX_MEGAPIXELS = 4.2  # 2048 x 2048 fits
+# Working memory per megapixel beyond the weights, measured by bench/size_memory.py on SD 1.5's
+# real UNet and VAE shapes (fp32 on the CPU, halved for fp16 on a GPU; the VAE decodes in
+# tiles above 2.4 MP, which caps its share): what a size limit implies, said in the preferences.
+GIB_PER_MEGAPIXEL_FP16 = 0.0  # set from the bench
+
+
+def working_memory_gib(megapixels: float) -> float:
+    """About how much memory a job of `megapixels` needs beyond the model's weights."""
+    return megapixels * GIB_PER_MEGAPIXEL_FP16
+
+
+def max_megapixels(environ: dict[str, str]) -> float:
+    """The size limit the add-on passed in the environment (the default when unset/bad)."""
+    try:
+        value = float(environ.get(MAX_MEGAPIXELS_ENV, DEFAULT_MAX_MEGAPIXELS))
+    except ValueError:
+        return DEFAULT_MAX_MEGAPIXELS
+    return value if math.isfinite(value) and value > 0 else DEFAULT_MAX_MEGAPIXELS
+
+
+def size_error(width: int, height: int, limit_mp: float) -> str | None:
+    """Why width x height is over the limit, or None."""
+    megapixels = width * height / 1e6
+    if megapixels <= limit_mp:
+        return None
+    return (f"{width}x{height} is {megapixels:.1f} megapixels, over the limit of "
+            f"{limit_mp:g} (Preferences > Largest Image; at that size a job needs about "
+            f"{working_memory_gib(megapixels):.0f} GiB beyond the model)")
+
 
 MEMORY_MODES = ("auto", "full", "model_offload", "group_offload", "fp8")
 SCHEDULERS = ("default", "euler", "euler_a", "ddim", "dpmpp_2m", "dpmpp_2m_karras", "unipc")
@@ -138,6 +174,8 @@ def decode(line: str | bytes) -> dict[str, Any]:
         raise ProtocolError(ErrorCode.BAD_REQUEST, f"not valid JSON: {exc.msg}") from None
     except RecursionError:
         raise ProtocolError(ErrorCode.BAD_REQUEST, "JSON nested too deeply") from None
+    except ValueError as exc:  # an integer past Python's 4,300-digit conversion limit
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"not valid JSON: {exc}") from None
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
         raise ProtocolError(ErrorCode.BAD_REQUEST, "a message must be an object with a 'type'")
     return message
@@ -187,6 +225,9 @@ class GenerateRequest:
     scheduler: str = "default"
     preview_every: int = 1  # send a preview image every N steps; 0 = none
     preview_size: int = 256  # longest side of a preview image, pixels
+    # Inpainting: a grey picture the size rules of init_image apply to, white = regenerate,
+    # black = keep the init image (grey blends); families that cannot inpaint refuse it.
+    mask_image: str | None = None
 
 
 # field: (type, required, default); ints are accepted where floats are expected
@@ -212,6 +253,7 @@ _GENERATE_FIELDS: dict[str, tuple[type | tuple[type, ...], bool, Any]] = {
     "memory_mode": (str, False, "auto"),
     "scheduler": (str, False, "default"),
     "preview": ((dict, bool, type(None)), False, None),
+    "mask_image": ((str, type(None)), False, None),
 }
 
 MAX_SIDE = 8192
@@ -242,6 +284,20 @@ def parse_generate(message: dict[str, Any]) -> GenerateRequest:
     if not values["output_dir"] or not os.path.isabs(values["output_dir"]):
         raise ProtocolError(ErrorCode.BAD_REQUEST, "generate: 'output_dir' must be an absolute "
                             "folder", job_id)
+    paths = [values[k] for k in ("output_dir", "control_image", "init_image", "mask_image",
+                                 "depth_float")
+             if values[k] is not None]
+    paths += [p for p in values["reference_images"] if isinstance(p, str)]
+    if any("\x00" in p for p in paths):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "generate: a path holds a NUL character",
+                            job_id)
+    if not all(os.path.isabs(p) for p in paths if p):  # never relative to the backend's cwd
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "generate: image and folder paths must be "
+                            "absolute", job_id)
+    if values["metadata"] is not None and not all(
+            _png_keyword(k) and isinstance(v, str) for k, v in values["metadata"].items()):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "generate: 'metadata' must map PNG text "
+                            "keywords (1-79 Latin-1 characters) to strings", job_id)
     for side in ("width", "height"):
         if not 8 <= values[side] <= MAX_SIDE:
             raise ProtocolError(ErrorCode.BAD_REQUEST,
@@ -261,6 +317,7 @@ def parse_generate(message: dict[str, Any]) -> GenerateRequest:
         if not 0.0 < values["strength"] <= 1.0:
             raise ProtocolError(ErrorCode.BAD_REQUEST, "generate: 'strength' must be in (0, 1]",
                                 job_id)
+    _check_mask(values, job_id)
     if not all(isinstance(p, str) and p for p in values["reference_images"]):
         raise ProtocolError(ErrorCode.BAD_REQUEST,
                             "generate: 'reference_images' must be a list of paths", job_id)
@@ -285,6 +342,30 @@ def parse_generate(message: dict[str, Any]) -> GenerateRequest:
     return GenerateRequest(**values)
 
 
+def _png_keyword(key: str) -> bool:
+    """The PNG spec's rule for a text chunk's keyword: 1-79 printable Latin-1 characters."""
+    return 0 < len(key) <= 79 and key.isprintable() and all(ord(c) < 256 for c in key)
+
+
+def _check_mask(values: dict[str, Any], job_id: str | None) -> None:
+    """A mask says which part of the init image to regenerate, so it needs one."""
+    mask = values["mask_image"]
+    if mask is None:
+        return
+    if not mask or not os.path.isabs(mask):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "generate: 'mask_image' must be an absolute "
+                            "path to a grey PNG (white = regenerate, black = keep)", job_id)
+    if not values["init_image"]:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "generate: 'mask_image' needs 'init_image', "
+                            "the picture kept where the mask is black", job_id)
+    family = values["model"].get("family")
+    info = FAMILY_INFO.get(family) if isinstance(family, str) else None  # unknown: the runner
+    if info is not None and not info.inpaint:
+        able = ", ".join(i.name for i in FAMILY_INFO.values() if i.inpaint)
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"generate: 'mask_image': {info.name} cannot "
+                            f"inpaint (the families that can: {able})", job_id)
+
+
 def _safe_file_stem(name: str) -> bool:
     """A name that is one file in the job folder: no separators, no '..', no control chars."""
     return (0 < len(name) <= 200 and name not in (".", "..") and not name.startswith(".")
@@ -292,9 +373,10 @@ def _safe_file_stem(name: str) -> bool:
 
 
 def _parse_lora(item: Any, job_id: str | None) -> LoraSpec:
-    if isinstance(item, str) and item:
+    if isinstance(item, str) and item and "\x00" not in item:
         return LoraSpec(item)
-    if isinstance(item, dict) and isinstance(item.get("path"), str) and item["path"]:
+    if isinstance(item, dict) and isinstance(item.get("path"), str) and item["path"] \
+            and "\x00" not in item["path"]:
         weight = item.get("weight", 1.0)
         if (isinstance(weight, (int, float)) and not isinstance(weight, bool)
                 and math.isfinite(weight)):

@@ -1,8 +1,9 @@
 """SDXL + depth ControlNet (`StableDiffusionXLControlNetPipeline`).
 
 As SD 1.5: depth as `image=` (PIL RGB, [0,1]); the colour render, when sent, is the init image of
-`StableDiffusionXLControlNetImg2ImgPipeline`. An optional `vae` role swaps in a VAE (the fp16-fix
-VAE keeps fp16 decodes from overflowing to black).
+`StableDiffusionXLControlNetImg2ImgPipeline`, with a mask as well that of
+`StableDiffusionXLControlNetInpaintPipeline` (depth still the control image). An optional `vae`
+role swaps in a VAE (the fp16-fix VAE keeps fp16 decodes from overflowing to black).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from diffusers import (
     AutoencoderKL,
     ControlNetModel,
     StableDiffusionXLControlNetImg2ImgPipeline,
+    StableDiffusionXLControlNetInpaintPipeline,
     StableDiffusionXLControlNetPipeline,
 )
 from PIL import Image
@@ -44,14 +46,17 @@ def load(weights: dict[str, Source], configs: dict[str, str | None], dtype: torc
     extra: dict[str, Any] = {}
     if "vae" in weights:
         extra["vae"] = common.load_model(AutoencoderKL, weights["vae"], dtype, configs.get("vae"))
-    return common.load_pipeline(StableDiffusionXLControlNetPipeline, weights["base"], dtype,
+    pipe = common.load_pipeline(StableDiffusionXLControlNetPipeline, weights["base"], dtype,
                                 configs.get("base"), controlnet=controlnet, **extra)
+    common.check_controlnet_fits(pipe, NAME, weights["controlnet"].reference)
+    return pipe
 
 
 def run(pipe: Any, job: common.Job, callback: common.StepCallback,
         variant: common.Variants) -> Image.Image:
     return common.controlnet_run(pipe, job, callback, variant,
-                                 StableDiffusionXLControlNetImg2ImgPipeline)
+                                 StableDiffusionXLControlNetImg2ImgPipeline,
+                                 StableDiffusionXLControlNetInpaintPipeline)
 
 
 latent_grid = common.unet_latent_grid
