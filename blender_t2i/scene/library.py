@@ -61,15 +61,6 @@ def forget() -> None:
     _state.clear()
 
 
-def entry(reference: str) -> lib.ModelEntry | None:
-    """A pick's entry: from the last scan when it is there, else its own header, read now."""
-    library = scanned()
-    found = library.find(reference) if library is not None else None
-    if found is None and reference and lib.looks_like_path(reference):
-        found = lib.inspect(bpy.path.abspath(reference))
-    return found
-
-
 def search(pick: str, family: str, edit_text: str) -> list[tuple[str, str]]:
     """Candidates for a pick's search field: entries of the pick's role, those that fit the
     family first, each (reference, what it is)."""
@@ -91,11 +82,6 @@ def search(pick: str, family: str, edit_text: str) -> list[tuple[str, str]]:
         found.append((not fits, item.name.lower(), item.reference, label))
     found.sort()
     return [(reference, label) for _fits, _name, reference, label in found]
-
-
-def describe(reference: str) -> str:
-    item = entry(reference)
-    return item.label if item is not None else "not found: rescan, or pick another"
 
 
 def path_of(reference: str) -> str:
