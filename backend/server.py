@@ -60,6 +60,7 @@ class Server:
         self._cancelled: set[str] = set()
         self._open: set[str] = set()  # ids queued or running (guarded by _cancel_lock)
         self._cancel_lock = threading.Lock()
+        self._scan_lock = threading.Lock()
         self._worker = threading.Thread(target=self._work, name="t2i-jobs", daemon=True)
         self.max_megapixels = protocol.max_megapixels(dict(os.environ))
         self._runner: Any = None  # backend.runner.Runner, imported lazily (torch import is slow)
@@ -97,6 +98,10 @@ class Server:
             self.events.send(self._ready_event())
         elif kind == protocol.CAPABILITIES:  # on a thread: it imports the optional packages
             threading.Thread(target=self._send_capabilities, name="t2i-capabilities",
+                             daemon=True).start()
+        elif kind == protocol.MODELS:
+            # a cold scan reads thousands of headers: never on the thread that hears cancels
+            threading.Thread(target=self._answer_models, args=(message,), name="t2i-models",
                              daemon=True).start()
         elif kind == protocol.GENERATE:
             try:
@@ -150,6 +155,12 @@ class Server:
             event = protocol.error_event(ErrorCode.GENERATION_FAILED,
                                          f"capabilities: {type(exc).__name__}: {exc}")
         self.events.send(event)
+
+    def _answer_models(self, message: dict[str, Any]) -> None:
+        from .library import models_event
+
+        with self._scan_lock:  # two requests at once: the second reuses the first's cache
+            self.events.send(models_event(message, self.cache_dir))
 
     def _beat(self) -> None:
         """The add-on's sign of life: a process whose threads all stop (SIGSTOP, a library

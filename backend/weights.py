@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from t2i_core.model_library import PickleInDisguise, UnreadableModel, read_header
 from t2i_core.protocol import MODEL_FOLDERS_ENV, ErrorCode
 
 from .errors import BackendError, ModelNotFound, UnsafeModelFile
 
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl")
-_MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit on the JSON header
 
 
 @dataclass(frozen=True)
@@ -157,27 +157,15 @@ def check_file(path: Path) -> None:
 
 
 def safetensors_header(path: Path) -> dict[str, Any]:
-    """The parsed header of a .safetensors file; detects pickles in disguise and truncation."""
-    size = path.stat().st_size
-    with open(path, "rb") as handle:
-        head = handle.read(8)
-        if head[:2] == b"PK" or head[:1] == b"\x80":
-            raise UnsafeModelFile(f"'{path}' is a pickle (torch.save) file named .safetensors; "
-                                  "it is refused because unpickling can run code.")
-        length = int.from_bytes(head, "little") if len(head) == 8 else 0
-        if not 0 < length <= min(_MAX_HEADER, size - 8):
-            raise _corrupt(path, "its header is missing or cut off")
-        try:
-            header = json.loads(handle.read(length))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise _corrupt(path, "its header is not valid JSON") from None
-    if not isinstance(header, dict):
-        raise _corrupt(path, "its header is not a table of tensors")
-    ends = [entry["data_offsets"][1] for name, entry in header.items()
-            if name != "__metadata__" and isinstance(entry, dict) and "data_offsets" in entry]
-    if ends and max(ends) > size - 8 - length:
-        raise _corrupt(path, f"it is {size} bytes, shorter than its header says (truncated)")
-    return header
+    """The parsed header of a .safetensors file; detects pickles in disguise and truncation
+    (the model library's reader: one set of rules for scanning and loading)."""
+    try:
+        return read_header(path)
+    except PickleInDisguise:
+        raise UnsafeModelFile(f"'{path}' is a pickle (torch.save) file named .safetensors; "
+                              "it is refused because unpickling can run code.") from None
+    except UnreadableModel as exc:
+        raise _corrupt(path, str(exc)) from None
 
 
 def _corrupt(path: Path, why: str) -> BackendError:

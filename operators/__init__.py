@@ -7,12 +7,13 @@ from . import (
     depth_preview,
     generate,
     history,
+    models,
     outputs,
     views,
 )
 
 MODULES = (capture, depth_preview, generate, backend, outputs, views, history,
-           compositor_nodes)
+           compositor_nodes, models)
 
 
 def register() -> None:

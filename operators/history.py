@@ -29,8 +29,8 @@ class _HistoryOperator:
 
 
 class T2I_OT_reuse_settings(_HistoryOperator, bpy.types.Operator):
-    """Put this result's model, prompts, seed, steps, guidance, strength and size back in the
-    panel"""
+    """Put this result's model (with your own base, ControlNet, VAE and LoRAs), scheduler,
+    prompts, seed, steps, guidance, strength and size back in the panel"""
 
     bl_idname = "t2i.reuse_settings"
     bl_label = "Reuse Settings"

@@ -62,6 +62,18 @@ def build_parser(epilog: str = "") -> argparse.ArgumentParser:
     model.add_argument("--model", metavar="JSON", type=_given(),
                        help="a model spec, e.g. '{\"family\": \"sd15_controlnet\", \"base\": "
                             "\"/models/sd15\", \"controlnet\": \"/models/depth\"}'")
+    parser.add_argument("--base", metavar="FILE", type=_given(),
+                        help="your own base model instead of the preset's: a .safetensors "
+                             "checkpoint or diffusers folder, a file name the model library "
+                             "finds, or a cached HF repo id (default: the scene's pick)")
+    parser.add_argument("--controlnet", metavar="FILE", type=_given(),
+                        help="your own ControlNet instead of the preset's (as --base)")
+    parser.add_argument("--lora", action="append", metavar="FILE:WEIGHT",
+                        help="a LoRA and its weight (default 1.0); repeat for several; "
+                             "replaces the scene's LoRA stack")
+    parser.add_argument("--scheduler", type=_given(),
+                        help="default, euler, euler_a, ddim, dpmpp_2m, dpmpp_2m_karras or "
+                             "unipc (SD families only)")
     parser.add_argument("--seed", type=_given(int), help="base seed (default: the scene's)")
     parser.add_argument("--seed-mode", choices=["fixed", "per-frame"], default="fixed",
                         help="fixed: the same seed every frame (steadier); per-frame: seed + "
@@ -110,7 +122,6 @@ def build_parser(epilog: str = "") -> argparse.ArgumentParser:
                              "cameras (Cam.1,Cam.2, or orbit:N made round them): later views "
                              "inpaint what earlier ones did not see; the views are baked and "
                              "the scene saved to --out, a .blend path")
-    # Model choice flags (the model library's) belong in the `model` group above.
     return parser
 
 
@@ -303,6 +314,7 @@ def _options(args: argparse.Namespace, scene, pure, batch, core, bpy):
     # the farm's environment (model cache, model folders) wins over saved preferences
     config = worker.worker_backend_config(core.scene.preferences.backend_config(bpy.context),
                                           os.environ)
+    loras = [_lora(value, plan) for value in args.lora] if args.lora else None
     if args.backend_python:
         # only the interpreter changes: the HF cache and model folders stay
         config = replace(config, python=os.path.abspath(args.backend_python))
@@ -316,7 +328,20 @@ def _options(args: argparse.Namespace, scene, pure, batch, core, bpy):
         depth_range=args.depth_range,
         near_far=(args.near, args.far) if args.depth_range == "manual" else None,
         init=args.init, resume=args.resume, dry_run=args.dry_run, retries=args.retries,
-        device=device, prepare=args.prepare, shot=args.shot)
+        device=device, prepare=args.prepare, shot=args.shot,
+        base=args.base, controlnet=args.controlnet, loras=loras, scheduler=args.scheduler)
+
+
+def _lora(value: str, plan) -> tuple[str, float]:
+    """FILE:WEIGHT (the weight is optional; a Windows drive's colon is not a weight)."""
+    path, colon, weight = value.rpartition(":")
+    if not colon or not path or "/" in weight or "\\" in weight:
+        return value, 1.0
+    try:
+        return path, float(weight)
+    except ValueError:
+        raise plan.PlanError(f"--lora {value}: the weight after ':' must be a number") \
+            from None
 
 
 if __name__ == "__main__":

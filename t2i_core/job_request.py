@@ -10,12 +10,13 @@ change a request after it was checked.
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import protocol
+from . import model_library, protocol
 from .presets import DEPTH_FLOAT, FAMILY_INFO, RENDER, FamilyInfo, Preset, snap_size
 
 PREVIEW_DEFAULT = {"every": 1, "max_size": 256}
@@ -45,10 +46,17 @@ class JobSettings:
     mask_image: str | None = None
     # step previews: {"every", "max_size"}, False for none, None for the backend's default
     preview: dict[str, int] | bool | None = None
+    # the user's own weights over the spec's, by role ("base", "controlnet", "vae"): files or
+    # folders the model library found, or HF repo ids
+    picks: dict[str, str] = field(default_factory=dict)
+    loras: tuple[tuple[str, float], ...] = ()  # (file or repo id, weight), in order
+    scheduler: str = "default"
 
     def model_spec(self) -> dict[str, Any]:
-        """The model spec sent: the user's own or the preset's, with the device choice."""
+        """The model spec sent: the user's own or the preset's, with the picks and the
+        device choice."""
         spec = dict(self.model or self.preset.model_spec())
+        spec.update({role: reference for role, reference in self.picks.items() if reference})
         if self.device != "auto":
             spec["device"] = self.device
         return spec
@@ -104,6 +112,60 @@ def check_settings(settings: JobSettings) -> None:
             raise ValueError("inpainting needs an init image: turn on Use Render")
     elif settings.use_render and RENDER not in family.inputs:
         raise ValueError(f"{family.label} takes no colour render: turn off Use Render")
+    check_picks(settings, family)
+
+
+def check_picks(settings: JobSettings, family: FamilyInfo) -> None:
+    """The picked weights exist and are of the job's family (their headers say so), the
+    LoRAs exist, and the scheduler is one the family runs."""
+    roles = family.roles + family.optional_roles
+    for role, reference in settings.picks.items():
+        if not reference:
+            continue
+        if role not in roles:
+            raise ValueError(f"{family.label} takes no {role} model: clear the {role} pick")
+        if not model_library.looks_like_path(reference):
+            continue  # an HF repo id: the backend looks it up in its cache
+        problem = model_library.pick_problem(model_library.inspect(reference), reference,
+                                             family.name, role, family.label)
+        if problem:
+            raise ValueError(problem)
+    for path, weight in settings.loras:
+        if not math.isfinite(weight):
+            raise ValueError(f"the LoRA '{path}' has no finite weight")
+        if model_library.looks_like_path(path):
+            entry = model_library.inspect(path)
+            if entry is None:
+                raise ValueError(f"the LoRA '{path}' is not on this machine any more: remove "
+                                 "it from the LoRA list, or rescan the library")
+            if entry.role and entry.role != model_library.LORA:
+                raise ValueError(f"'{entry.name}' in the LoRA list is a "
+                                 f"{model_library.ROLE_LABELS[entry.role]}, not a LoRA")
+    if settings.scheduler not in protocol.SCHEDULERS:
+        raise ValueError(f"unknown scheduler '{settings.scheduler}' (known: "
+                         f"{', '.join(protocol.SCHEDULERS)})")
+    if settings.scheduler != "default" and not family.takes_scheduler:
+        raise ValueError(f"{family.label} runs its own flow-matching scheduler only: set the "
+                         "scheduler to Default")
+
+
+def lora_warnings(settings: JobSettings) -> list[str]:
+    """LoRAs whose headers say they were trained for another base than the job's: a warning,
+    not a refusal (the header may not tell, and some cross-family LoRAs load)."""
+    family = family_info(settings)
+    base = settings.model_spec().get("base")
+    entry = model_library.inspect(base) if isinstance(base, str) and \
+        model_library.looks_like_path(base) else None
+    arch = entry.arch if entry is not None and entry.arch else \
+        model_library.family_base_arch(family.name)
+    warnings = []
+    for path, _weight in settings.loras:
+        lora = model_library.inspect(path) if model_library.looks_like_path(path) else None
+        if lora is not None and model_library.lora_fits(lora, arch) is False:
+            fits = ", ".join(model_library.ARCH_LABELS.get(a, a) for a in lora.lora_bases[:1])
+            warnings.append(f"the LoRA '{lora.name}' was made for {fits}, not "
+                            f"{model_library.ARCH_LABELS.get(arch, arch)}")
+    return warnings
 
 
 def inpaint_families() -> list[str]:
@@ -131,6 +193,10 @@ def build_request(job_id: str, settings: JobSettings, control_image: str, output
     }
     if settings.preview is not None:
         message["preview"] = settings.preview
+    if settings.loras:
+        message["loras"] = [{"path": path, "weight": weight} for path, weight in settings.loras]
+    if settings.scheduler != "default":
+        message["scheduler"] = settings.scheduler
     if init_image is not None:
         message["init_image"] = init_image
         message["strength"] = settings.render_strength

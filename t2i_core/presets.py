@@ -37,34 +37,43 @@ class FamilyInfo:
     # that keeps the depth control); the others refuse a mask. An inpainting family takes the
     # init image with its mask even where `inputs` has no RENDER (no img2img without one).
     inpaint: bool = False
+    optional_roles: tuple[str, ...] = ()  # weights a spec may add (an SDXL `vae`)
+    flow_match: bool = False  # True: only the model's own scheduler applies
+
+    @property
+    def takes_scheduler(self) -> bool:
+        return not self.flow_match
 
 
 FAMILY_INFO: dict[str, FamilyInfo] = {info.name: info for info in (
     FamilyInfo("sd15_controlnet", "SD 1.5 + ControlNet", 25, 7.5, 1.0, 8, 512,
                (DEPTH, RENDER), ("base", "controlnet"), inpaint=True),
     FamilyInfo("sdxl_controlnet", "SDXL + ControlNet", 30, 6.0, 0.5, 8, 1024,
-               (DEPTH, RENDER), ("base", "controlnet"), inpaint=True),
+               (DEPTH, RENDER), ("base", "controlnet"), inpaint=True, optional_roles=("vae",)),
     FamilyInfo("sdxl_controlnet_union", "SDXL + ControlNet Union", 30, 6.0, 0.7, 8, 1024,
-               (DEPTH, RENDER), ("base", "controlnet"), inpaint=True),
+               (DEPTH, RENDER), ("base", "controlnet"), inpaint=True, optional_roles=("vae",)),
     FamilyInfo("sd2_depth2img", "SD 2 depth2img", 50, 7.5, 1.0, 8, 768,
                (DEPTH, RENDER, DEPTH_FLOAT), ("base",), uses_control_strength=False),
     FamilyInfo("flux_depth", "FLUX.1 Depth", 30, 10.0, 1.0, 16, 1024,
                (DEPTH,), ("base",), uses_control_strength=False, uses_negative_prompt=False,
-               inpaint=True),
+               inpaint=True, flow_match=True),
     FamilyInfo("flux_controlnet", "FLUX.1 + ControlNet", 28, 3.5, 0.5, 16, 1024,
-               (DEPTH,), ("base", "controlnet"), uses_negative_prompt=False, inpaint=True),
+               (DEPTH,), ("base", "controlnet"), uses_negative_prompt=False, inpaint=True,
+               flow_match=True),
     FamilyInfo("zimage_controlnet", "Z-Image Turbo + Fun ControlNet Union", 8, 0.0, 0.75, 16,
-               1024, (DEPTH,), ("base", "controlnet"), inpaint=True),  # with ControlNet 2.x
+               1024, (DEPTH,), ("base", "controlnet"), inpaint=True,  # with ControlNet 2.x
+               flow_match=True),
     FamilyInfo("qwen_image_controlnet", "Qwen-Image + ControlNet Union", 30, 4.0, 1.0, 16, 1024,
-               (DEPTH,), ("base", "controlnet")),
+               (DEPTH,), ("base", "controlnet"), flow_match=True),
     FamilyInfo("qwen_image_edit", "Qwen-Image-Edit 2511", 40, 4.0, 1.0, 16, 1024,
-               (DEPTH, RENDER, REFERENCES), ("base",), uses_control_strength=False),
+               (DEPTH, RENDER, REFERENCES), ("base",), uses_control_strength=False,
+               flow_match=True),
     FamilyInfo("flux_kontext", "FLUX.1 Kontext", 28, 2.5, 1.0, 16, 1024,
                (DEPTH, RENDER, REFERENCES), ("base",), uses_control_strength=False,
-               uses_negative_prompt=False),
+               uses_negative_prompt=False, flow_match=True),
     FamilyInfo("flux2", "FLUX.2 (dev / klein)", 50, 4.0, 1.0, 16, 1024,
                (DEPTH, RENDER, REFERENCES), ("base",), uses_control_strength=False,
-               uses_negative_prompt=False),
+               uses_negative_prompt=False, flow_match=True),
 )}
 
 

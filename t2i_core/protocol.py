@@ -24,6 +24,7 @@ CANCEL = "cancel"
 UNLOAD = "unload"
 SHUTDOWN = "shutdown"
 CAPABILITIES = "capabilities"
+MODELS = "models"  # the model library's scan; also the type of its reply event
 
 # Events (backend -> add-on)
 READY = "ready"
@@ -41,6 +42,9 @@ HEARTBEAT_S = 2.0
 # The environment variable that carries the preferences' model folders to the backend
 # (os.pathsep-separated; the backend searches them for weights and LoRAs by name).
 MODEL_FOLDERS_ENV = "T2I_MODEL_FOLDERS"
+# The A1111/Forge and ComfyUI installs the preferences name, for the model library.
+A1111_ROOT_ENV = "T2I_A1111_ROOT"
+COMFYUI_ROOT_ENV = "T2I_COMFYUI_ROOT"
 
 # The largest job the backend takes, in megapixels (the preferences' Largest Image): a huge
 # request is refused at once instead of taking minutes a step and all the memory.

@@ -25,7 +25,7 @@ from typing import Any
 
 import bpy
 
-from ...t2i_core import batch_plan
+from ...t2i_core import batch_plan, job_request
 from ...t2i_core.backend_process import BackendConfig, BackendFailure
 from ...t2i_core.batch_plan import Manifest, OutputPattern, PlanError
 from ...t2i_core.farm_worker import WorkerUnfit, device_problem, model_cache_text
@@ -37,6 +37,7 @@ from ...t2i_core.shot_plan import ShotMismatch, ShotPlan
 from ..generation import scene_job
 from ..generation.depth_control import CaptureError, DepthOptions, lock_depth_range
 from ..generation.render_hooks import own_renders
+from ..scene import model_picks
 
 log = logging.getLogger("blender_t2i")
 
@@ -66,6 +67,11 @@ class BatchOptions:
     device: str | None = None  # this worker's GPU ("cuda:1"); None: the preferences'
     prepare: bool = False  # compute and write the shot (shot.json), generate nothing
     shot: bool = False  # a chunk of a prepared shot: refuse to run without its shot.json
+    # the user's own models (issue #13): None = the scene's
+    base: str | None = None
+    controlnet: str | None = None
+    loras: list[tuple[str, float]] | None = None  # replaces the scene's LoRA stack
+    scheduler: str | None = None
 
 
 class BatchFailed(Exception):
@@ -91,6 +97,8 @@ def apply_options(scene: bpy.types.Scene, options: BatchOptions) -> None:
     if options.size is not None:
         settings.use_render_size = False
         settings.width, settings.height = options.size
+    model_picks.apply(settings, base=options.base, controlnet=options.controlnet,
+                      loras=options.loras, scheduler=options.scheduler)
 
 
 def depth_options(scene: bpy.types.Scene, options: BatchOptions) -> DepthOptions:
@@ -121,6 +129,8 @@ def run_settings(scene: bpy.types.Scene, options: BatchOptions,
         "capture": f"{depth.capture_path.lower()}/{depth.capture_engine.lower()}",
         "init": options.init, "render_strength": round(settings.render_strength, 6),
         "memory_mode": base.memory_mode, "device": base.device,
+        "picks": base.picks, "loras": [list(lora) for lora in base.loras],
+        "scheduler": base.scheduler,
     }
 
 
@@ -151,6 +161,11 @@ def run(scene: bpy.types.Scene, options: BatchOptions, say: Say = _print) -> int
     if scene.camera is None:
         raise PlanError("the scene has no active camera: set one (Scene > Camera) and save")
     apply_options(scene, options)
+    # picks, LoRAs and scheduler are refused (ValueError) before the range lock renders
+    chosen = scene_job.job_settings(scene, model=options.model or {})
+    job_request.check_settings(chosen)
+    for warning in job_request.lora_warnings(chosen):
+        say(f"warning: {warning}")
     depth = depth_options(scene, options)
     shot = ShotPlan.read(options.out.folder)
     if options.prepare:

@@ -6,6 +6,7 @@ whose file sits under //t2i/ (or is packed), so nothing is lost when Blender res
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -13,7 +14,7 @@ import bpy
 from bpy.props import FloatProperty, IntProperty, PointerProperty, StringProperty
 
 from ...t2i_core.job_record import JobRecord
-from ...t2i_core.presets import PRESETS
+from ...t2i_core.presets import PRESETS, get_preset
 
 MAX_ENTRIES = 50
 
@@ -33,6 +34,12 @@ class T2IHistoryItem(bpy.types.PropertyGroup):
     control_strength: FloatProperty(name="Depth Strength")
     width: IntProperty(name="Width")
     height: IntProperty(name="Height")
+    # the user's own models (empty: the preset's)
+    base_model: StringProperty(name="Base Model")
+    controlnet_model: StringProperty(name="ControlNet")
+    vae_model: StringProperty(name="VAE")
+    loras_json: StringProperty(name="LoRAs")  # [[path, weight], ...]
+    scheduler: StringProperty(name="Scheduler", default="default")
 
 
 def add_entry(settings: Any, stem: str, record: JobRecord, image: bpy.types.Image | None,
@@ -52,11 +59,24 @@ def add_entry(settings: Any, stem: str, record: JobRecord, image: bpy.types.Imag
             item.width, item.height = value
         else:
             setattr(item, name, value)
+    _keep_own_models(item, record)
     settings.history.move(len(settings.history) - 1, 0)
     while len(settings.history) > MAX_ENTRIES:
         settings.history.remove(len(settings.history) - 1)
     settings.history_index = 0
     return settings.history[0]
+
+
+def _keep_own_models(item: T2IHistoryItem, record: JobRecord) -> None:
+    """The picks (weights that differ from the preset's), LoRAs and scheduler of the job."""
+    known = {preset.name for preset in PRESETS}
+    preset_weights = get_preset(record.model).weights if record.model in known else {}
+    for role in ("base", "controlnet", "vae"):
+        value = record.model_spec.get(role)
+        if isinstance(value, str) and value != preset_weights.get(role):
+            setattr(item, f"{role}_model", value)
+    item.loras_json = json.dumps([list(lora) for lora in record.loras])
+    item.scheduler = record.scheduler
 
 
 def entry(settings: Any, index: int = -1) -> T2IHistoryItem:
@@ -70,7 +90,8 @@ def entry(settings: Any, index: int = -1) -> T2IHistoryItem:
 
 
 def reuse_settings(settings: Any, item: T2IHistoryItem) -> None:
-    """Put an entry's settings back in the panel (model first: it resets steps/guidance)."""
+    """Put an entry's settings back in the panel (model first: it resets steps/guidance),
+    with its own models, LoRAs and scheduler."""
     if item.model_preset in {preset.name for preset in PRESETS}:
         settings.model_preset = item.model_preset
     settings.prompt = item.prompt
@@ -81,6 +102,13 @@ def reuse_settings(settings: Any, item: T2IHistoryItem) -> None:
     settings.control_strength = item.control_strength
     settings.use_render_size = False
     settings.width, settings.height = item.width, item.height
+    for role in ("base", "controlnet", "vae"):
+        setattr(settings, f"{role}_model", getattr(item, f"{role}_model"))
+    settings.loras.clear()
+    for path, weight in json.loads(item.loras_json or "[]"):
+        lora = settings.loras.add()
+        lora.path, lora.weight, lora.enabled = path, weight, True
+    settings.scheduler = item.scheduler or "default"
 
 
 def register() -> None:

@@ -18,6 +18,8 @@ from bpy.props import (
 from ...t2i_core import backend_install
 from ...t2i_core.backend_process import BackendConfig
 from ...t2i_core.protocol import (
+    A1111_ROOT_ENV,
+    COMFYUI_ROOT_ENV,
     DEFAULT_MAX_MEGAPIXELS,
     MAX_MEGAPIXELS_ENV,
     MAX_SIDE,
@@ -71,6 +73,14 @@ class T2IPreferences(bpy.types.AddonPreferences):
         description="Where downloaded models live (empty: the default, ~/.cache/huggingface)")
     model_folders: CollectionProperty(type=T2IModelFolder)
     model_folder_index: IntProperty()
+    a1111_root: StringProperty(
+        name="A1111 / Forge", subtype="DIR_PATH",
+        description="Your Stable Diffusion WebUI (A1111 or Forge) folder, the one holding "
+                    "models/: its checkpoints, ControlNets, LoRAs and VAEs are listed")
+    comfyui_root: StringProperty(
+        name="ComfyUI", subtype="DIR_PATH",
+        description="Your ComfyUI folder, the one holding models/ and extra_model_paths.yaml: "
+                    "its checkpoints, diffusion models, ControlNets, LoRAs and VAEs are listed")
     device: EnumProperty(name="Device", items=_DEVICES, default="auto")
     memory_mode: EnumProperty(name="Memory", items=_MEMORY_MODES, default="auto")
     max_megapixels: FloatProperty(
@@ -123,6 +133,10 @@ def backend_config(context: bpy.types.Context) -> BackendConfig:
     folders = [bpy.path.abspath(item.path) for item in prefs.model_folders if item.path]
     if folders:
         env.append((MODEL_FOLDERS_ENV, os.pathsep.join(folders)))
+    for variable, root in ((A1111_ROOT_ENV, prefs.a1111_root),
+                           (COMFYUI_ROOT_ENV, prefs.comfyui_root)):
+        if root:
+            env.append((variable, bpy.path.abspath(root)))
     return BackendConfig(python=python, cache_dir=user_path("models"),
                          log_path=user_path("logs") / "backend.log", env=tuple(env))
 

@@ -15,8 +15,9 @@ from bpy.props import (
 
 from ...compositor.compat import BLEND_RELATIVE_PATH
 from ...t2i_core.presets import FAMILY_INFO, PRESETS, REFERENCES, get_preset
-from . import depth_settings, projection_settings
+from . import depth_settings, model_picks, projection_settings
 from .history import T2IHistoryItem
+from .model_picks import SCHEDULER_ITEMS, T2ILoraItem, pick_property
 
 _PRESET_ITEMS = [(p.name, p.label, p.description) for p in PRESETS]
 
@@ -88,11 +89,27 @@ class T2ISceneSettings(bpy.types.PropertyGroup):
                     "the T2I Result image (never during the add-on's own renders or batch runs)")
     history: CollectionProperty(type=T2IHistoryItem)
     history_index: IntProperty(name="History", default=0, min=0)
+    # --- your own models (issue #13): empty = the preset's weights ---
+    base_model: pick_property(
+        "base", "Base Model", "A checkpoint or diffusion model of the preset's family, "
+        "instead of the preset's (empty: the preset's own)")
+    controlnet_model: pick_property(
+        "controlnet", "ControlNet", "A depth ControlNet of the preset's family, instead of "
+        "the preset's (empty: the preset's own)")
+    vae_model: pick_property(
+        "vae", "VAE", "A VAE for SDXL families (empty: the preset's or the checkpoint's own)")
+    loras: CollectionProperty(type=T2ILoraItem)
+    lora_index: IntProperty(name="LoRA", default=0, min=0)
+    scheduler: EnumProperty(
+        name="Scheduler", items=SCHEDULER_ITEMS, default="default",
+        description="The sampler of SD 1.5, SD 2 and SDXL families; FLUX, Z-Image and Qwen "
+                    "run their own")
 
 
 def register() -> None:
     depth_settings.register()  # before T2ISceneSettings, which points at them
     projection_settings.register()
+    model_picks.register()
     bpy.utils.register_class(T2ISceneSettings)
     bpy.types.Scene.t2i = bpy.props.PointerProperty(type=T2ISceneSettings)
 
@@ -100,5 +117,6 @@ def register() -> None:
 def unregister() -> None:
     del bpy.types.Scene.t2i
     bpy.utils.unregister_class(T2ISceneSettings)
+    model_picks.unregister()
     projection_settings.unregister()
     depth_settings.unregister()

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import bpy
 
+from ...t2i_core import model_library as lib
 from ...t2i_core.job_queue import JobQueue, Status, get_job_queue
 from ...t2i_core.presets import FAMILY_INFO, get_preset
 from ..generation import queue_driver
 from ..results import images as results
+from ..scene import library, model_picks
 from ..scene.preferences import ADDON_ID
 
 CATEGORY = "T2I"
@@ -123,6 +125,107 @@ class T2I_PT_settings(_T2IPanel, bpy.types.Panel):
         else:
             col.prop(settings, "width", text="Size X")
             col.prop(settings, "height", text="Y")
+
+
+class T2I_UL_loras(bpy.types.UIList):
+    def draw_item(self, _context, layout, _data, item, _icon, _active_data, _active_prop,
+                  _index=0, _flt_flag=0):
+        row = layout.row(align=True)
+        row.prop(item, "enabled", text="")
+        found = _scanned_entry(item.path)
+        sub = row.row(align=True)
+        sub.active = item.enabled
+        sub.label(text=found.name if found is not None else (item.path or "(pick a file)"),
+                  icon="FILE" if found is not None else "QUESTION")
+        sub.prop(item, "weight", text="")
+
+
+def _scanned_entry(reference: str) -> lib.ModelEntry | None:
+    """A pick's entry in the last scan; drawing reads no file."""
+    found = library.scanned()
+    return found.find(library.path_of(reference)) or found.find(reference) \
+        if found is not None and reference else None
+
+
+def _draw_pick(layout: bpy.types.UILayout, settings, role: str, family: str) -> None:
+    layout.prop(settings, f"{role}_model")
+    reference = getattr(settings, f"{role}_model").strip()
+    if not reference:
+        return
+    found = _scanned_entry(reference)
+    if found is None:
+        if lib.looks_like_path(reference):
+            layout.label(text="Not in the library: Rescan (checked again at Generate)",
+                         icon="QUESTION")
+        return
+    info = FAMILY_INFO[family]
+    problem = lib.pick_problem(found, reference, family, role, info.label)
+    row = layout.row()
+    row.alert = problem is not None
+    row.label(text=f"{found.label}" + (": not for this preset" if problem else ""),
+              icon="ERROR" if problem else "CHECKMARK")
+
+
+class T2I_PT_models(_T2IPanel, bpy.types.Panel):
+    bl_label = "Models"
+    bl_parent_id = "T2I_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        settings = context.scene.t2i
+        family = get_preset(settings.model_preset).family
+        info = FAMILY_INFO[family]
+        found = library.scanned()
+        row = layout.row()
+        row.label(text=f"Library: {len(found.entries)} models" if found is not None
+                  else "Library: not scanned yet", icon="ASSET_MANAGER")
+        row.operator("t2i.rescan_models", text="", icon="FILE_REFRESH")
+        if found is not None and found.skipped:
+            layout.label(text=f"{len(found.skipped)} files skipped (unreadable or pickle): "
+                              "see Rescan's report", icon="INFO")
+        col = layout.column()
+        col.use_property_split = True
+        col.use_property_decorate = False
+        for role in model_picks.PICK_ROLES:
+            if role in info.roles + info.optional_roles:
+                _draw_pick(col, settings, role, family)
+        layout.label(text="LoRAs")
+        row = layout.row()
+        row.template_list("T2I_UL_loras", "", settings, "loras", settings, "lora_index",
+                          rows=2)
+        buttons = row.column(align=True)
+        buttons.operator("t2i.lora_add", text="", icon="ADD")
+        buttons.operator("t2i.lora_remove", text="", icon="REMOVE")
+        if 0 <= settings.lora_index < len(settings.loras):
+            _draw_lora(layout, settings, settings.loras[settings.lora_index])
+        if info.takes_scheduler:
+            col = layout.column()
+            col.use_property_split = True
+            col.use_property_decorate = False
+            col.prop(settings, "scheduler")
+
+
+def _draw_lora(layout: bpy.types.UILayout, settings, item) -> None:
+    box = layout.box()
+    box.prop(item, "path", text="")
+    found = _scanned_entry(item.path)
+    if found is None:
+        return
+    col = box.column(align=True)
+    if found.trigger_words:
+        col.label(text="Trigger: " + ", ".join(found.trigger_words), icon="SMALL_CAPS")
+    if found.tags:
+        col.label(text="Tags: " + ", ".join(found.tags[:6]))
+    base = _scanned_entry(settings.base_model.strip())
+    arch = base.arch if base is not None and base.arch else \
+        lib.family_base_arch(get_preset(settings.model_preset).family)
+    if lib.lora_fits(found, arch) is False:
+        row = col.row()
+        row.alert = True
+        made_for = ", ".join(lib.ARCH_LABELS.get(a, a) for a in found.lora_bases[:2])
+        row.label(text=f"Made for {made_for}, not {lib.ARCH_LABELS.get(arch, arch)}",
+                  icon="ERROR")
 
 
 class T2I_PT_depth(_T2IPanel, bpy.types.Panel):
@@ -301,8 +404,8 @@ def draw_status_bar(self, _context: bpy.types.Context) -> None:
     self.layout.progress(factor=jobs.progress, type="RING", text=f"T2I: {_progress_text(jobs)}")
 
 
-CLASSES = (T2I_UL_history, T2I_PT_main, T2I_PT_settings, T2I_PT_depth, T2I_PT_output,
-           T2I_PT_projection, T2I_PT_history, T2I_PT_backend)
+CLASSES = (T2I_UL_history, T2I_UL_loras, T2I_PT_main, T2I_PT_models, T2I_PT_settings,
+           T2I_PT_depth, T2I_PT_output, T2I_PT_projection, T2I_PT_history, T2I_PT_backend)
 
 
 def register() -> None:

@@ -99,6 +99,9 @@ def _draw_models(prefs, layout: bpy.types.UILayout) -> None:
     col = row.column(align=True)
     col.operator("t2i.model_folder_add", icon="ADD", text="")
     col.operator("t2i.model_folder_remove", icon="REMOVE", text="")
+    box.prop(prefs, "a1111_root")
+    box.prop(prefs, "comfyui_root")
+    box.label(text="The sidebar's Models panel lists what these hold (Rescan after changes)")
 
 
 def _draw(prefs: T2IPreferences, context: bpy.types.Context) -> None:
