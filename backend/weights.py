@@ -120,7 +120,7 @@ def resolve(reference: str, role: str) -> Source:
         raise ModelNotFound(
             f"{role} model '{reference}' is neither a local file or folder nor in the "
             f"Hugging Face cache ({hf_cache_dir()})",
-            hint=f"Download it once with `huggingface-cli download {repo}` "
+            hint=f"Download it once with `hf download {repo}` "
                  "(or point the setting at a local folder or .safetensors file).")
     if path.is_dir():
         check_folder(path)

@@ -11,6 +11,7 @@ from bpy.props import CollectionProperty, EnumProperty, IntProperty, StringPrope
 
 from ...t2i_core import backend_install
 from ...t2i_core.backend_process import BackendConfig
+from ...t2i_core.environment import hf_cache_environment
 from ...t2i_core.protocol import MEMORY_MODES, MODEL_FOLDERS_ENV
 
 # The extension's package (bl_ext.<repo>.blender_t2i): preferences are registered under it.
@@ -56,7 +57,9 @@ class T2IPreferences(bpy.types.AddonPreferences):
         description="Install from this folder of wheels instead of the internet (offline)")
     hf_cache: StringProperty(
         name="Hugging Face Cache", subtype="DIR_PATH",
-        description="Where downloaded models live (empty: the default, ~/.cache/huggingface)")
+        description="The Hugging Face home folder, whose hub/ folder holds downloaded models "
+                    "(empty: the default, ~/.cache/huggingface or HF_HOME). Pointing at the "
+                    "hub folder itself also works")
     model_folders: CollectionProperty(type=T2IModelFolder)
     model_folder_index: IntProperty()
     device: EnumProperty(name="Device", items=_DEVICES, default="auto")
@@ -100,7 +103,7 @@ def backend_config(context: bpy.types.Context) -> BackendConfig:
     python, _source = resolve_backend_python(prefs)
     env: list[tuple[str, str]] = []
     if prefs.hf_cache:
-        env.append(("HF_HUB_CACHE", bpy.path.abspath(prefs.hf_cache)))
+        env.extend(hf_cache_environment(bpy.path.abspath(prefs.hf_cache)))
     folders = [bpy.path.abspath(item.path) for item in prefs.model_folders if item.path]
     if folders:
         env.append((MODEL_FOLDERS_ENV, os.pathsep.join(folders)))
