@@ -39,8 +39,8 @@ def test_the_home_gives_the_same_lookups_as_huggingface_hub(tmp_path: Path, monk
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
     monkeypatch.setenv("HF_HOME", str(home))
     try:
-        assert importlib.reload(constants).HF_HUB_CACHE == dict(
-            hf_cache_environment(str(home)))["HF_HUB_CACHE"]
+        derived = importlib.reload(constants).HF_HUB_CACHE
+        assert dict(hf_cache_environment(str(home)))["HF_HUB_CACHE"] == derived
     finally:
         monkeypatch.undo()
         importlib.reload(constants)
