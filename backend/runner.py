@@ -143,7 +143,8 @@ class Runner:
             image = image.resize((request.width, request.height), Image.Resampling.LANCZOS)
         started = time.perf_counter()
         path = Path(request.output_dir) / f"{request.id}.png"
-        write_png_atomic(image, path, _png_parameters(request))
+        write_png_atomic(image, path,
+                         _png_parameters(request, type(loaded.pipe.scheduler).__name__))
         timings["write"] = round(time.perf_counter() - started, 4)
         return JobResult(paths=[str(path)], timings=timings, reused=loaded is reused,
                          peak_memory=torch.cuda.max_memory_allocated(cuda) if cuda else None,
@@ -494,9 +495,10 @@ def _read_depth_float(path: str, size: tuple[int, int]) -> np.ndarray:
         return np.where(background, 0.0, 1.0 / depth).astype(np.float32)
 
 
-def _png_parameters(request: GenerateRequest) -> dict[str, str]:
+def _png_parameters(request: GenerateRequest, scheduler_class: str) -> dict[str, str]:
     """The add-on's JobRecord of this request as text chunks, plus what the add-on added."""
-    return {**JobRecord.from_request(request).png_text(), **(request.metadata or {})}
+    return {**JobRecord.from_request(request).png_text(scheduler_class),
+            **(request.metadata or {})}
 
 
 def write_png_atomic(image: Image.Image, path: Path, text: dict[str, str]) -> None:
