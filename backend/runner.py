@@ -161,7 +161,8 @@ class Runner:
             raise BackendError(ErrorCode.BAD_REQUEST, f"unknown model family '{name}' "
                                f"(known: {', '.join(families.FAMILIES)})")
         sources = self._resolve_weights(family, spec)
-        configs = _resolve_configs(family, spec, sources)
+        configs = weights.resolve_configs(family.NAME, getattr(family, "CONFIGS", {}), spec,
+                                          sources, self.cache_dir)
         device = pick_device(str(spec.get("device", "auto")))
         dtype = pick_dtype(device, str(spec.get("dtype", "auto")), family.ACCELERATOR_DTYPE)
         mode = choose_memory_mode(request.memory_mode, device,
@@ -381,30 +382,6 @@ def _remove(path: Path) -> None:
     # A reader may still have it open (Windows) or it is gone already: harmless either way.
     with contextlib.suppress(OSError):
         path.unlink()
-
-
-def _resolve_configs(family: ModuleType, spec: dict[str, Any],
-                     sources: dict[str, weights.Source]) -> dict[str, str]:
-    """Config folders for single-file weights: `<role>_config` in the spec, else the family's
-    config repo from the HF cache."""
-    configs: dict[str, str] = {}
-    for role, source in sources.items():
-        if not source.is_file:
-            continue
-        reference = spec.get(f"{role}_config") or family.CONFIGS.get(role)
-        if not reference:
-            raise ModelNotFound(f"{role} '{source.reference}' is a single file and "
-                                f"{family.NAME} has no config for it: set '{role}_config'")
-        try:
-            configs[role] = str(weights.resolve(reference, f"{role} config").path)
-        except ModelNotFound as exc:
-            raise ModelNotFound(
-                f"{role} '{source.reference}' is a single-file checkpoint; loading it offline "
-                f"needs the {family.NAME} config '{reference}', which was not found: {exc}",
-                hint=f"Download the config once (`huggingface-cli download {reference} "
-                     "--exclude '*.safetensors'` plus any text encoders it lacks), or set "
-                     f"'{role}_config' to a diffusers folder of the same model.") from None
-    return configs
 
 
 def _adapter_name(path: Path, index: int) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 
 from t2i_core.protocol import MODEL_FOLDERS_ENV, ErrorCode
 
+from . import single_file_configs
 from .errors import BackendError, ModelNotFound, UnsafeModelFile
 
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl")
@@ -254,3 +255,53 @@ def checkpoint_type(path: Path) -> str | None:
         return infer_diffusers_model_type(view)
     except (KeyError, AttributeError, TypeError, IndexError):
         return None
+
+
+# --- configs for single files ---------------------------------------------------------------
+
+
+def resolve_configs(family: str, family_configs: dict[str, str], spec: dict[str, Any],
+                    sources: dict[str, Source], cache_dir: Path) -> dict[str, str]:
+    """The config folder each single-file role loads with, looked up offline in this order:
+    the spec's `<role>_config` (a folder, a cached repo id, or a shipped config's name), the
+    family's reference repo in the HF cache, the config shipped for the file's checkpoint type.
+    Diffusers folders need none."""
+    configs: dict[str, str] = {}
+    for role, source in sources.items():
+        if source.is_file:
+            configs[role] = str(_single_file_config(family, family_configs.get(role), spec,
+                                                    role, source, cache_dir))
+    return configs
+
+
+def _single_file_config(family: str, family_repo: str | None, spec: dict[str, Any], role: str,
+                        source: Source, cache_dir: Path) -> Path:
+    chosen = spec.get(f"{role}_config")
+    if isinstance(chosen, str) and chosen in single_file_configs.CONFIGS:
+        return single_file_configs.materialize(chosen, cache_dir)
+    if chosen:
+        try:
+            return resolve(str(chosen), f"{role} config").path
+        except ModelNotFound as exc:
+            raise ModelNotFound(f"{role} '{source.reference}' is a single-file checkpoint and "
+                                f"its config '{chosen}' was not found: {exc}",
+                                hint=exc.hint) from None
+    if family_repo:
+        cached = locate(family_repo)
+        if cached is not None:
+            check_folder(cached)
+            return cached
+    kind = checkpoint_type(source.path) if role != "vae" else None
+    shipped = single_file_configs.for_checkpoint(family, role, kind)
+    if shipped is not None:
+        return single_file_configs.materialize(shipped, cache_dir)
+    what = f"a '{kind}' checkpoint" if kind else "a single file"
+    looked = f"the {family_repo} config in the Hugging Face cache ({hf_cache_dir()})" \
+        if family_repo else "a config for it"
+    raise ModelNotFound(
+        f"{role} '{source.reference}' is {what}; loading it offline needs {looked}, and no "
+        f"config for it ships with the backend",
+        hint=(f"Download the config once (`hf download {family_repo} --exclude "
+              "\"*.safetensors\" --exclude \"*.bin\"`, plus any text encoders it lacks), or "
+              if family_repo else "")
+        + f"set '{role}_config' to a diffusers folder of the same model.")
