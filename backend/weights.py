@@ -149,13 +149,19 @@ def safetensors_header(path: Path) -> dict[str, Any]:
     """The parsed header of a .safetensors file; detects pickles in disguise and truncation."""
     size = path.stat().st_size
     with open(path, "rb") as handle:
-        head = handle.read(8)
-        if head[:2] == b"PK" or head[:1] == b"\x80":
+        head = handle.read(9)
+        length = int.from_bytes(head[:8], "little") if len(head) == 9 else 0
+        # A safetensors file is an 8-byte length then JSON; the length's first byte may be
+        # anything (0x80, "P"), so only a file that is not that is checked for a pickle's
+        # (0x80 + protocol) or a torch.save zip's (PK\3\4) signature.
+        plausible = head[8:9] == b"{" and 0 < length <= min(_MAX_HEADER, size - 8)
+        if not plausible and (head[:4] == b"PK\x03\x04" or (
+                head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"))):
             raise UnsafeModelFile(f"'{path}' is a pickle (torch.save) file named .safetensors; "
                                   "it is refused because unpickling can run code.")
-        length = int.from_bytes(head, "little") if len(head) == 8 else 0
-        if not 0 < length <= min(_MAX_HEADER, size - 8):
+        if not plausible:
             raise _corrupt(path, "its header is missing or cut off")
+        handle.seek(8)
         try:
             header = json.loads(handle.read(length))
         except (UnicodeDecodeError, json.JSONDecodeError):
@@ -281,7 +287,8 @@ def _single_file_config(family: str, family_repo: str | None, spec: dict[str, An
         return single_file_configs.materialize(chosen, cache_dir)
     if chosen:
         try:
-            return resolve(str(chosen), f"{role} config").path
+            return single_file_configs.complete(resolve(str(chosen), f"{role} config").path,
+                                                cache_dir)
         except ModelNotFound as exc:
             raise ModelNotFound(f"{role} '{source.reference}' is a single-file checkpoint and "
                                 f"its config '{chosen}' was not found: {exc}",
@@ -290,7 +297,7 @@ def _single_file_config(family: str, family_repo: str | None, spec: dict[str, An
         cached = locate(family_repo)
         if cached is not None:
             check_folder(cached)
-            return cached
+            return single_file_configs.complete(cached, cache_dir)
     kind = checkpoint_type(source.path) if role != "vae" else None
     shipped = single_file_configs.for_checkpoint(family, role, kind)
     if shipped is not None:

@@ -12,6 +12,7 @@ changes when any shipped file does, so an edit here is never shadowed by an old 
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -63,32 +64,67 @@ def for_checkpoint(family: str, role: str, checkpoint_type: str | None) -> str |
 
 
 def materialize(name: str, cache_dir: Path) -> Path:
-    """The folder `from_single_file(config=...)` reads for shipped config `name`, with the
-    tokenizer files written in; built once, atomically (temp folder renamed into place)."""
+    """The folder `from_single_file(config=...)` reads for shipped config `name`."""
     shipped = CONFIGS[name]
-    source = HERE / shipped.name
-    target = cache_dir / "single-file-configs" / f"{shipped.name}-{_digest(source)}"
-    if not target.is_dir():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
+    folder = complete(HERE / shipped.name, cache_dir)
+    return folder / shipped.subfolder if shipped.subfolder else folder
+
+
+def complete(folder: Path, cache_dir: Path) -> Path:
+    """`folder` itself, or for a folder of configs only whose CLIP tokenizers lack their
+    vocabulary (the shipped ones, or a user's download that skipped the .txt files) a copy in
+    the cache with it written in; built once, atomically (temp folder renamed into place)."""
+    if not _needs_vocabulary(folder):
+        return folder
+    target = cache_dir / "single-file-configs" / f"{folder.name}-{_digest(folder)}"
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
+    try:
+        for path in folder.rglob("*.json"):
+            copy = staging / path.relative_to(folder)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, copy)
+        for tokenizer in _missing_vocabulary(staging):
+            clip_vocabulary.write_files(tokenizer)
         try:
-            shutil.copytree(source, staging, dirs_exist_ok=True)
-            for tokenizer_config in staging.glob("*/tokenizer_config.json"):
-                clip_vocabulary.write_files(tokenizer_config.parent)
-            try:
-                staging.rename(target)
-            except OSError:  # another backend built it first
-                if not target.is_dir():
-                    raise
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    return target / shipped.subfolder if shipped.subfolder else target
+            staging.rename(target)
+        except OSError:  # another backend built it first
+            if not target.is_dir():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _missing_vocabulary(folder: Path) -> list[Path]:
+    """Tokenizer subfolders of a CLIP tokenizer with neither vocab.json nor tokenizer.json."""
+    missing = []
+    for config in folder.glob("*/tokenizer_config.json"):
+        tokenizer = config.parent
+        if (tokenizer / "vocab.json").exists() or (tokenizer / "tokenizer.json").exists():
+            continue
+        try:
+            kind = json.loads(config.read_text(encoding="utf-8")).get("tokenizer_class", "")
+        except (OSError, json.JSONDecodeError):
+            continue
+        if str(kind).startswith("CLIPTokenizer"):
+            missing.append(tokenizer)
+    return missing
+
+
+def _needs_vocabulary(folder: Path) -> bool:
+    if not folder.is_dir() or not _missing_vocabulary(folder):
+        return False
+    # A folder with weights is a model, not a config set: it is used as it is.
+    return not any(p.suffix in (".safetensors", ".bin") for p in folder.rglob("*"))
 
 
 def _digest(folder: Path) -> str:
-    """A short hash of the shipped files and the vocabulary version."""
+    """A short hash of the folder's config files and the vocabulary version."""
     digest = hashlib.sha256(str(clip_vocabulary.VERSION).encode())
-    for path in sorted(p for p in folder.rglob("*.json")):
+    for path in sorted(folder.rglob("*.json")):
         digest.update(path.relative_to(folder).as_posix().encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
