@@ -20,7 +20,6 @@ from backend.tiny.checkpoints import save_sd15_single_file
 from t2i_core import protocol
 
 
-
 @pytest.fixture(scope="module")
 def configs(tmp_path_factory) -> Path:
     """The backend's cache folder the shipped configs are materialized into."""
