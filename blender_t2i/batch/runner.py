@@ -19,7 +19,7 @@ from typing import Any
 
 import bpy
 
-from ...t2i_core import batch_plan
+from ...t2i_core import batch_plan, job_request
 from ...t2i_core.backend_process import BackendConfig, BackendFailure
 from ...t2i_core.batch_plan import Manifest, OutputPattern, PlanError
 from ...t2i_core.job_queue import JobHandle, get_job_queue
@@ -124,6 +124,10 @@ def run(scene: bpy.types.Scene, options: BatchOptions,
     apply_options(scene, options)
     depth = depth_options(scene, options)
     preset, size = scene_job.preset_and_size(scene)
+    advice = job_request.size_advice(size, preset) if scene.t2i.use_render_size else None
+    if advice is not None:
+        say(f"warning: the render size {advice.message}; pass --size "
+            f"{advice.size[0]}x{advice.size[1]} for the size it was trained at")
     if depth.range_policy == "LOCKED" and not options.dry_run:
         started = time.perf_counter()
         locked = lock_depth_range(scene, size, options.frames, depth)
