@@ -162,7 +162,8 @@ class Runner:
                                f"(known: {', '.join(families.FAMILIES)})")
         sources = self._resolve_weights(family, spec)
         configs = weights.resolve_configs(family.NAME, getattr(family, "CONFIGS", {}), spec,
-                                          sources, self.cache_dir)
+                                          sources, self.cache_dir,
+                                          getattr(family, "SPLIT_ROLES", ()))
         device = pick_device(str(spec.get("device", "auto")))
         dtype = pick_dtype(device, str(spec.get("dtype", "auto")), family.ACCELERATOR_DTYPE)
         mode = choose_memory_mode(request.memory_mode, device,

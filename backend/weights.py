@@ -267,14 +267,15 @@ def checkpoint_type(path: Path) -> str | None:
 
 
 def resolve_configs(family: str, family_configs: dict[str, str], spec: dict[str, Any],
-                    sources: dict[str, Source], cache_dir: Path) -> dict[str, str]:
+                    sources: dict[str, Source], cache_dir: Path,
+                    split_roles: tuple[str, ...] = ()) -> dict[str, str]:
     """The config folder each single-file role loads with, looked up offline in this order:
     the spec's `<role>_config` (a folder, a cached repo id, or a shipped config's name), the
     family's reference repo in the HF cache, the config shipped for the file's checkpoint type.
-    Diffusers folders need none."""
+    Diffusers folders need none, nor `split_roles` (parts configured from the base's folder)."""
     configs: dict[str, str] = {}
     for role, source in sources.items():
-        if source.is_file:
+        if source.is_file and role not in split_roles:
             configs[role] = str(_single_file_config(family, family_configs.get(role), spec,
                                                     role, source, cache_dir))
     return configs

@@ -24,6 +24,7 @@ NAME = "flux2"
 INFO = FAMILY_INFO[NAME]
 ACCELERATOR_DTYPE = torch.bfloat16
 FLOW_MATCH = True
+OPTIONAL_ROLES = SPLIT_ROLES = common.SPLIT_ROLES
 CONFIGS = {"base": "black-forest-labs/FLUX.2-klein-4B"}
 BASE_CLASSES = ("Flux2Pipeline", "Flux2KleinPipeline")
 
@@ -37,7 +38,7 @@ def load(weights: dict[str, Source], configs: dict[str, str | None], dtype: torc
     if folder is not None and folder_class_name(folder) == "Flux2Pipeline":
         cls = Flux2Pipeline
     return common.load_transformer_pipeline(cls, Flux2Transformer2DModel, base, dtype,
-                                            configs.get("base"))
+                                            configs.get("base"), parts=weights)
 
 
 def run(pipe: Any, job: common.Job, callback: common.StepCallback,

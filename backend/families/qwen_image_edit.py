@@ -24,6 +24,7 @@ NAME = "qwen_image_edit"
 INFO = FAMILY_INFO[NAME]
 ACCELERATOR_DTYPE = torch.bfloat16
 FLOW_MATCH = True
+OPTIONAL_ROLES = SPLIT_ROLES = common.SPLIT_ROLES
 CONFIGS = {"base": "Qwen/Qwen-Image-Edit-2511"}
 BASE_CLASSES = ("QwenImageEditPlusPipeline",)
 
@@ -34,7 +35,7 @@ def load(weights: dict[str, Source], configs: dict[str, str | None], dtype: torc
                                               "Qwen-Image-Edit")
     return common.load_transformer_pipeline(QwenImageEditPlusPipeline,
                                             QwenImageTransformer2DModel, weights["base"], dtype,
-                                            configs.get("base"))
+                                            configs.get("base"), parts=weights)
 
 
 def run(pipe: Any, job: common.Job, callback: common.StepCallback,
