@@ -47,7 +47,7 @@ from .devices import (
     weights_bytes,
 )
 from .errors import BackendError, JobCancelled, ModelNotFound
-from .families.common import Job
+from .families.common import Job, keep_unmasked
 
 log = logging.getLogger("blender_t2i.backend")
 
@@ -101,12 +101,15 @@ class Runner:
                  cancelled: Callable[[], bool] = lambda: False) -> JobResult:
         timings: dict[str, float] = {}
         started = time.perf_counter()
+        # Inputs first: a bad picture or folder is refused before a model load (seconds to
+        # minutes), let alone a generation.
+        job = self._read_inputs(request, _family(request.model))
+        _check_output_dir(request.output_dir)
+        timings["inputs"] = round(time.perf_counter() - started, 4)
+        started = time.perf_counter()
         reused = self.loaded
         loaded = self._load(request)
         timings["load"] = round(time.perf_counter() - started, 4)
-        started = time.perf_counter()
-        job = self._read_inputs(request, loaded.family)
-        timings["inputs"] = round(time.perf_counter() - started, 4)
         self._apply_loras(loaded, request)
         self._apply_scheduler(loaded, request.scheduler)
         _set_vae_tiling(loaded.pipe, request.width * request.height > TILE_VAE_ABOVE)
@@ -141,6 +144,7 @@ class Runner:
         timings["generate"] = round(time.perf_counter() - started, 4)
         if image.size != (request.width, request.height):  # edit models round sizes
             image = image.resize((request.width, request.height), Image.Resampling.LANCZOS)
+        image = keep_unmasked(job, image)
         started = time.perf_counter()
         path = Path(request.output_dir) / f"{request.id}.png"
         write_png_atomic(image, path,
@@ -155,11 +159,7 @@ class Runner:
 
     def _load(self, request: GenerateRequest) -> Loaded:
         spec = request.model
-        name = spec.get("family")
-        family = families.get(name) if isinstance(name, str) else None
-        if family is None:
-            raise BackendError(ErrorCode.BAD_REQUEST, f"unknown model family '{name}' "
-                               f"(known: {', '.join(families.FAMILIES)})")
+        family = _family(spec)
         sources = self._resolve_weights(family, spec)
         configs = weights.resolve_configs(family.NAME, getattr(family, "CONFIGS", {}), spec,
                                           sources, self.cache_dir,
@@ -280,9 +280,11 @@ class Runner:
         depth_float = _read_depth_float(request.depth_float, size) \
             if request.depth_float and DEPTH_FLOAT in family.INFO.inputs else None
         references = [_read_rgb(p, "reference image", None) for p in request.reference_images]
+        mask = _read_picture(request.mask_image, "mask image", size, _mask_grey) \
+            if request.mask_image else None
         mode = request.model.get("control_mode")
         return Job(request=request, depth=depth, render=render, depth_float=depth_float,
-                   references=references,
+                   references=references, mask=mask,
                    control_mode=mode if isinstance(mode, int) else None)
 
 
@@ -416,6 +418,27 @@ def _set_vae_tiling(pipe: Any, enabled: bool) -> None:
         vae.disable_tiling()
 
 
+def _family(spec: dict[str, Any]) -> ModuleType:
+    name = spec.get("family")
+    family = families.get(name) if isinstance(name, str) else None
+    if family is None:
+        raise BackendError(ErrorCode.BAD_REQUEST, f"unknown model family '{name}' "
+                           f"(known: {', '.join(families.FAMILIES)})")
+    return family
+
+
+def _check_output_dir(folder: str) -> None:
+    """Make the job folder now, so one that cannot be written fails before the model loads
+    and the generation runs, not at the end."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise BackendError(ErrorCode.BAD_REQUEST, f"output folder '{folder}' cannot be made: "
+                           f"{exc.strerror or exc}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise BackendError(ErrorCode.BAD_REQUEST, f"output folder '{folder}' is not writable")
+
+
 def _regular_file(path: str, what: str) -> None:
     """Refuse FIFOs, devices and folders before opening: reading one could block forever."""
     if os.path.exists(path) and not os.path.isfile(path):
@@ -423,18 +446,37 @@ def _regular_file(path: str, what: str) -> None:
 
 
 def _read_rgb(path: str, what: str, size: tuple[int, int] | None) -> Image.Image:
+    return _read_picture(path, what, size, lambda image: image.convert("RGB"))
+
+
+def _read_picture(path: str, what: str, size: tuple[int, int] | None,
+                  convert: Callable[[Image.Image], Image.Image]) -> Image.Image:
+    """A picture read whole (a truncated file fails here, not in the pipeline), converted,
+    and resized to the job's size when it has another."""
     _regular_file(path, what)
     try:
         with Image.open(path) as image:
-            rgb = image.convert("RGB")
+            picture = convert(image)
     except FileNotFoundError:
         raise BackendError(ErrorCode.INPUT_NOT_FOUND, f"{what} '{path}' does not exist") from None
-    except OSError as exc:
+    except (OSError, Image.DecompressionBombError) as exc:  # the bomb error is no OSError
         raise BackendError(ErrorCode.BAD_REQUEST, f"{what} '{path}' is unreadable: {exc}") \
             from None
-    if size is not None and rgb.size != size:
-        rgb = rgb.resize(size, Image.Resampling.BILINEAR)
-    return rgb
+    if size is not None and picture.size != size:
+        picture = picture.resize(size, Image.Resampling.BILINEAR)
+    return picture
+
+
+def _mask_grey(image: Image.Image) -> Image.Image:
+    """A mask as 8-bit grey. Pillow's own conversion clips 16-bit grey to 255 (every pixel
+    above 1/65535 would be white), so those are scaled; float pictures are refused, as a NaN
+    there says nothing about keeping or regenerating."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # "I": how older Pillows open 16-bit PNGs
+        values = np.asarray(image, dtype=np.float64) / 65535.0
+        return Image.fromarray(np.rint(np.clip(values, 0, 1) * 255).astype(np.uint8))
+    if image.mode == "F":
+        raise OSError("a float picture, not an 8- or 16-bit grey PNG")
+    return image.convert("L")  # colour: its luminance; alpha is ignored
 
 
 def _read_depth_float(path: str, size: tuple[int, int]) -> np.ndarray:

@@ -39,6 +39,10 @@ class JobSettings:
     device: str = "auto"  # "auto" leaves the choice to the backend
     use_render: bool = False  # send the colour render: img2img init or edit input picture
     render_strength: float = 0.75
+    # Inpainting: a grey PNG (white = regenerate, black = keep the init image), sent with the
+    # init image as `mask_image`; with one, render_strength is the white part's denoise
+    # strength (1.0 = from noise alone).
+    mask_image: str | None = None
     # step previews: {"every", "max_size"}, False for none, None for the backend's default
     preview: dict[str, int] | bool | None = None
 
@@ -124,8 +128,19 @@ def check_settings(settings: JobSettings) -> None:
     """What can be checked before any capture: ValueError says which setting to fix.
     build_request checks it again, with everything else, on the finished request."""
     family = family_info(settings)
-    if settings.use_render and RENDER not in family.inputs:
+    if settings.mask_image is not None:
+        if not family.inpaint:
+            raise ValueError(f"{family.label} cannot inpaint: pick a family that can "
+                             f"({', '.join(inpaint_families())})")
+        if not settings.use_render:
+            raise ValueError("inpainting needs an init image: turn on Use Render")
+    elif settings.use_render and RENDER not in family.inputs:
         raise ValueError(f"{family.label} takes no colour render: turn off Use Render")
+
+
+def inpaint_families() -> list[str]:
+    """The labels of the families that take a mask (what the panel may offer)."""
+    return [info.label for info in FAMILY_INFO.values() if info.inpaint]
 
 
 def build_request(job_id: str, settings: JobSettings, control_image: str, output_dir: str, *,
@@ -151,6 +166,8 @@ def build_request(job_id: str, settings: JobSettings, control_image: str, output
     if init_image is not None:
         message["init_image"] = init_image
         message["strength"] = settings.render_strength
+    if settings.mask_image is not None:
+        message["mask_image"] = settings.mask_image
     if depth_float is not None:
         message["depth_float"] = depth_float
     if metadata:

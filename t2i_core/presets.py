@@ -33,23 +33,28 @@ class FamilyInfo:
     roles: tuple[str, ...]  # weights a model spec names: base, controlnet...
     uses_control_strength: bool = True
     uses_negative_prompt: bool = True
+    # Takes a `mask_image` beside the init image and the depth (a diffusers inpaint pipeline
+    # that keeps the depth control); the others refuse a mask. An inpainting family takes the
+    # init image with its mask even where `inputs` has no RENDER (no img2img without one).
+    inpaint: bool = False
 
 
 FAMILY_INFO: dict[str, FamilyInfo] = {info.name: info for info in (
     FamilyInfo("sd15_controlnet", "SD 1.5 + ControlNet", 25, 7.5, 1.0, 8, 512,
-               (DEPTH, RENDER), ("base", "controlnet")),
+               (DEPTH, RENDER), ("base", "controlnet"), inpaint=True),
     FamilyInfo("sdxl_controlnet", "SDXL + ControlNet", 30, 6.0, 0.5, 8, 1024,
-               (DEPTH, RENDER), ("base", "controlnet")),
+               (DEPTH, RENDER), ("base", "controlnet"), inpaint=True),
     FamilyInfo("sdxl_controlnet_union", "SDXL + ControlNet Union", 30, 6.0, 0.7, 8, 1024,
-               (DEPTH, RENDER), ("base", "controlnet")),
+               (DEPTH, RENDER), ("base", "controlnet"), inpaint=True),
     FamilyInfo("sd2_depth2img", "SD 2 depth2img", 50, 7.5, 1.0, 8, 768,
                (DEPTH, RENDER, DEPTH_FLOAT), ("base",), uses_control_strength=False),
     FamilyInfo("flux_depth", "FLUX.1 Depth", 30, 10.0, 1.0, 16, 1024,
-               (DEPTH,), ("base",), uses_control_strength=False, uses_negative_prompt=False),
+               (DEPTH,), ("base",), uses_control_strength=False, uses_negative_prompt=False,
+               inpaint=True),
     FamilyInfo("flux_controlnet", "FLUX.1 + ControlNet", 28, 3.5, 0.5, 16, 1024,
-               (DEPTH,), ("base", "controlnet"), uses_negative_prompt=False),
+               (DEPTH,), ("base", "controlnet"), uses_negative_prompt=False, inpaint=True),
     FamilyInfo("zimage_controlnet", "Z-Image Turbo + Fun ControlNet Union", 8, 0.0, 0.75, 16,
-               1024, (DEPTH,), ("base", "controlnet")),
+               1024, (DEPTH,), ("base", "controlnet"), inpaint=True),  # with ControlNet 2.x
     FamilyInfo("qwen_image_controlnet", "Qwen-Image + ControlNet Union", 30, 4.0, 1.0, 16, 1024,
                (DEPTH,), ("base", "controlnet")),
     FamilyInfo("qwen_image_edit", "Qwen-Image-Edit 2511", 40, 4.0, 1.0, 16, 1024,

@@ -13,6 +13,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from .presets import FAMILY_INFO
+
 PROTOCOL_VERSION = 1
 
 # Requests (add-on -> backend)
@@ -134,6 +136,8 @@ def decode(line: str | bytes) -> dict[str, Any]:
         raise ProtocolError(ErrorCode.BAD_REQUEST, f"not valid JSON: {exc.msg}") from None
     except RecursionError:
         raise ProtocolError(ErrorCode.BAD_REQUEST, "JSON nested too deeply") from None
+    except ValueError as exc:  # an integer past Python's 4,300-digit conversion limit
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"not valid JSON: {exc}") from None
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
         raise ProtocolError(ErrorCode.BAD_REQUEST, "a message must be an object with a 'type'")
     return message
@@ -183,6 +187,9 @@ class GenerateRequest:
     scheduler: str = "default"
     preview_every: int = 1  # send a preview image every N steps; 0 = none
     preview_size: int = 256  # longest side of a preview image, pixels
+    # Inpainting: a grey picture the size rules of init_image apply to, white = regenerate,
+    # black = keep the init image (grey blends); families that cannot inpaint refuse it.
+    mask_image: str | None = None
 
 
 # field: (type, required, default); ints are accepted where floats are expected
@@ -208,6 +215,7 @@ _GENERATE_FIELDS: dict[str, tuple[type | tuple[type, ...], bool, Any]] = {
     "memory_mode": (str, False, "auto"),
     "scheduler": (str, False, "default"),
     "preview": ((dict, bool, type(None)), False, None),
+    "mask_image": ((str, type(None)), False, None),
 }
 
 MAX_SIDE = 8192
@@ -238,6 +246,17 @@ def parse_generate(message: dict[str, Any]) -> GenerateRequest:
     if not values["output_dir"] or not os.path.isabs(values["output_dir"]):
         raise ProtocolError(ErrorCode.BAD_REQUEST, "generate: 'output_dir' must be an absolute "
                             "folder", job_id)
+    paths = [values[k] for k in ("output_dir", "control_image", "init_image", "mask_image",
+                                 "depth_float")
+             if values[k] is not None]
+    if any("\x00" in p for p in paths + [p for p in values["reference_images"]
+                                       if isinstance(p, str)]):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "generate: a path holds a NUL character",
+                            job_id)
+    if values["metadata"] is not None and not all(
+            _png_keyword(k) and isinstance(v, str) for k, v in values["metadata"].items()):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "generate: 'metadata' must map PNG text "
+                            "keywords (1-79 Latin-1 characters) to strings", job_id)
     for side in ("width", "height"):
         if not 8 <= values[side] <= MAX_SIDE:
             raise ProtocolError(ErrorCode.BAD_REQUEST,
@@ -257,6 +276,7 @@ def parse_generate(message: dict[str, Any]) -> GenerateRequest:
         if not 0.0 < values["strength"] <= 1.0:
             raise ProtocolError(ErrorCode.BAD_REQUEST, "generate: 'strength' must be in (0, 1]",
                                 job_id)
+    _check_mask(values, job_id)
     if not all(isinstance(p, str) and p for p in values["reference_images"]):
         raise ProtocolError(ErrorCode.BAD_REQUEST,
                             "generate: 'reference_images' must be a list of paths", job_id)
@@ -281,6 +301,30 @@ def parse_generate(message: dict[str, Any]) -> GenerateRequest:
     return GenerateRequest(**values)
 
 
+def _png_keyword(key: str) -> bool:
+    """The PNG spec's rule for a text chunk's keyword: 1-79 printable Latin-1 characters."""
+    return 0 < len(key) <= 79 and key.isprintable() and all(ord(c) < 256 for c in key)
+
+
+def _check_mask(values: dict[str, Any], job_id: str | None) -> None:
+    """A mask says which part of the init image to regenerate, so it needs one."""
+    mask = values["mask_image"]
+    if mask is None:
+        return
+    if not mask or not os.path.isabs(mask):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "generate: 'mask_image' must be an absolute "
+                            "path to a grey PNG (white = regenerate, black = keep)", job_id)
+    if not values["init_image"]:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "generate: 'mask_image' needs 'init_image', "
+                            "the picture kept where the mask is black", job_id)
+    family = values["model"].get("family")
+    info = FAMILY_INFO.get(family) if isinstance(family, str) else None  # unknown: the runner
+    if info is not None and not info.inpaint:
+        able = ", ".join(i.name for i in FAMILY_INFO.values() if i.inpaint)
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"generate: 'mask_image': {info.name} cannot "
+                            f"inpaint (the families that can: {able})", job_id)
+
+
 def _safe_file_stem(name: str) -> bool:
     """A name that is one file in the job folder: no separators, no '..', no control chars."""
     return (0 < len(name) <= 200 and name not in (".", "..") and not name.startswith(".")
@@ -288,9 +332,10 @@ def _safe_file_stem(name: str) -> bool:
 
 
 def _parse_lora(item: Any, job_id: str | None) -> LoraSpec:
-    if isinstance(item, str) and item:
+    if isinstance(item, str) and item and "\x00" not in item:
         return LoraSpec(item)
-    if isinstance(item, dict) and isinstance(item.get("path"), str) and item["path"]:
+    if isinstance(item, dict) and isinstance(item.get("path"), str) and item["path"] \
+            and "\x00" not in item["path"]:
         weight = item.get("weight", 1.0)
         if (isinstance(weight, (int, float)) and not isinstance(weight, bool)
                 and math.isfinite(weight)):

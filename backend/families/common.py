@@ -37,6 +37,8 @@ class Job:
     depth_float: np.ndarray | None = None  # (H, W) float32, larger = nearer
     references: list[Image.Image] = field(default_factory=list)  # explicit reference pictures
     control_mode: int | None = None  # union ControlNets: which condition (depth by default)
+    # inpainting: grey ("L"), white = regenerate, black = keep the render; at width x height
+    mask: Image.Image | None = None
 
     @property
     def width(self) -> int:
@@ -51,9 +53,11 @@ class Job:
         return torch.Generator("cpu").manual_seed(self.request.seed)
 
     def img2img_strength(self) -> float:
-        """The denoise strength for img2img; it must leave at least one of the steps to run
+        """The denoise strength for img2img (default 0.75) or inpainting (default 1.0: the
+        white part from noise alone); it must leave at least one of the steps to run
         (diffusers runs int(steps * strength) of them and fails obscurely on zero)."""
-        strength = self.request.strength if self.request.strength is not None else 0.75
+        default = 1.0 if self.mask is not None else 0.75
+        strength = self.request.strength if self.request.strength is not None else default
         if int(self.request.steps * strength) < 1:
             needed = math.ceil(1 / strength)
             raise BackendError(ErrorCode.BAD_REQUEST,
@@ -273,17 +277,34 @@ def control_scale(job: Job) -> float:
 
 
 def controlnet_run(pipe: Any, job: Job, callback: StepCallback, variant: Variants,
-                   img2img_class: type) -> Image.Image:
+                   img2img_class: type, inpaint_class: type) -> Image.Image:
     """SD 1.5 / SDXL + ControlNet: the depth is the control image; with a colour render the job
-    runs the pipeline's img2img twin, the render as its init image."""
+    runs the pipeline's img2img twin, the render as its init image; with a mask as well, its
+    inpaint twin (the depth stays the control image)."""
     kwargs = pipeline_kwargs(job, callback)
     kwargs.update(negative_prompt=job.request.negative_prompt or None,
                   width=job.width, height=job.height, guidance_scale=job.request.guidance,
                   controlnet_conditioning_scale=job.request.control_strength)
+    if job.mask is not None:
+        return variant(inpaint_class)(image=job.render, mask_image=job.mask,
+                                      control_image=job.depth, strength=job.img2img_strength(),
+                                      **kwargs).images[0]
     if job.render is not None:
         return variant(img2img_class)(image=job.render, control_image=job.depth,
                                       strength=job.img2img_strength(), **kwargs).images[0]
     return pipe(image=job.depth, **kwargs).images[0]
+
+
+def keep_unmasked(job: Job, image: Image.Image) -> Image.Image:
+    """The init image pasted back where the mask is black, blended by its grey: the VAE round
+    trip changes even the latents the pipeline kept, and a kept part must stay the picture it
+    was (earlier views' texture, the previous frame)."""
+    if job.mask is None or job.render is None:
+        return image
+    weight = np.asarray(job.mask, dtype=np.float32)[..., None] / 255.0
+    kept = np.asarray(job.render.convert("RGB"), dtype=np.float32)
+    made = np.asarray(image.convert("RGB"), dtype=np.float32)
+    return Image.fromarray(np.rint(kept + (made - kept) * weight).astype(np.uint8))
 
 
 def input_pictures(job: Job) -> list[Image.Image]:

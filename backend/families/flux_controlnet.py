@@ -3,6 +3,8 @@
 Depth goes in as `control_image=` (PIL RGB, VAE-encoded by the pipeline) at
 `controlnet_conditioning_scale`. Union ControlNets (e.g. Union-Pro) need `control_mode` in the model
 spec (2 = depth for InstantX/Shakker Union-Pro); single-condition depth ControlNets take none.
+With a mask (and the render as init image) it inpaints through `FluxControlNetInpaintPipeline`,
+made from the same components, the depth still the ControlNet's control image.
 """
 
 from __future__ import annotations
@@ -10,7 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from diffusers import FluxControlNetModel, FluxControlNetPipeline, FluxTransformer2DModel
+from diffusers import (
+    FluxControlNetInpaintPipeline,
+    FluxControlNetModel,
+    FluxControlNetPipeline,
+    FluxTransformer2DModel,
+)
 from PIL import Image
 
 from t2i_core.presets import FAMILY_INFO
@@ -42,11 +49,17 @@ def load(weights: dict[str, Source], configs: dict[str, str | None], dtype: torc
 
 def run(pipe: Any, job: common.Job, callback: common.StepCallback,
         variant: common.Variants) -> Image.Image:
-    extra = {} if job.control_mode is None else {"control_mode": job.control_mode}
-    return pipe(control_image=job.depth, width=job.width, height=job.height,
-                guidance_scale=job.request.guidance,
-                controlnet_conditioning_scale=job.request.control_strength,
-                **extra, **common.pipeline_kwargs(job, callback)).images[0]
+    kwargs = common.pipeline_kwargs(job, callback)
+    kwargs.update(control_image=job.depth, width=job.width, height=job.height,
+                  guidance_scale=job.request.guidance,
+                  controlnet_conditioning_scale=job.request.control_strength)
+    if job.control_mode is not None:
+        kwargs["control_mode"] = job.control_mode
+    if job.mask is not None:
+        return variant(FluxControlNetInpaintPipeline)(
+            image=job.render, mask_image=job.mask, strength=job.img2img_strength(),
+            **kwargs).images[0]
+    return pipe(**kwargs).images[0]
 
 
 latent_grid = common.packed_latent_grid

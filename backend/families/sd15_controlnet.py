@@ -2,7 +2,9 @@
 
 Depth goes in as `image=` (PIL RGB, near = white), scaled to [0,1] by the pipeline. With a colour
 render the job runs img2img (`StableDiffusionControlNetImg2ImgPipeline`, built from the loaded
-pipeline's components): the render is the init image, the depth still the control image.
+pipeline's components): the render is the init image, the depth still the control image. With a
+mask as well it inpaints (`StableDiffusionControlNetInpaintPipeline`, the same components): the
+white part is regenerated under the depth control, the black part kept.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import torch
 from diffusers import (
     ControlNetModel,
     StableDiffusionControlNetImg2ImgPipeline,
+    StableDiffusionControlNetInpaintPipeline,
     StableDiffusionControlNetPipeline,
 )
 from PIL import Image
@@ -50,7 +53,8 @@ def load(weights: dict[str, Source], configs: dict[str, str | None], dtype: torc
 def run(pipe: Any, job: common.Job, callback: common.StepCallback,
         variant: common.Variants) -> Image.Image:
     return common.controlnet_run(pipe, job, callback, variant,
-                                 StableDiffusionControlNetImg2ImgPipeline)
+                                 StableDiffusionControlNetImg2ImgPipeline,
+                                 StableDiffusionControlNetInpaintPipeline)
 
 
 latent_grid = common.unet_latent_grid

@@ -1,8 +1,9 @@
 """SDXL + depth ControlNet (`StableDiffusionXLControlNetPipeline`).
 
 As SD 1.5: depth as `image=` (PIL RGB, [0,1]); the colour render, when sent, is the init image of
-`StableDiffusionXLControlNetImg2ImgPipeline`. An optional `vae` role swaps in a VAE (the fp16-fix
-VAE keeps fp16 decodes from overflowing to black).
+`StableDiffusionXLControlNetImg2ImgPipeline`, with a mask as well that of
+`StableDiffusionXLControlNetInpaintPipeline` (depth still the control image). An optional `vae`
+role swaps in a VAE (the fp16-fix VAE keeps fp16 decodes from overflowing to black).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from diffusers import (
     AutoencoderKL,
     ControlNetModel,
     StableDiffusionXLControlNetImg2ImgPipeline,
+    StableDiffusionXLControlNetInpaintPipeline,
     StableDiffusionXLControlNetPipeline,
 )
 from PIL import Image
@@ -51,7 +53,8 @@ def load(weights: dict[str, Source], configs: dict[str, str | None], dtype: torc
 def run(pipe: Any, job: common.Job, callback: common.StepCallback,
         variant: common.Variants) -> Image.Image:
     return common.controlnet_run(pipe, job, callback, variant,
-                                 StableDiffusionXLControlNetImg2ImgPipeline)
+                                 StableDiffusionXLControlNetImg2ImgPipeline,
+                                 StableDiffusionXLControlNetInpaintPipeline)
 
 
 latent_grid = common.unet_latent_grid

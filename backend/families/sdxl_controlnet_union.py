@@ -2,7 +2,8 @@
 
 One ControlNet for many conditions: depth goes in as `control_image=[depth]` with
 `control_mode=[1]` (0 pose, 1 depth, 2 hed, 3 canny, 4 normal, 5 seg; a spec may set
-`control_mode`). A colour render makes it img2img (`...UnionImg2ImgPipeline`). For xinsir's
+`control_mode`). A colour render makes it img2img (`...UnionImg2ImgPipeline`), a mask with it
+inpainting (`...UnionInpaintPipeline`, the depth still the control image). For xinsir's
 ProMax weights point `controlnet` at `diffusion_pytorch_model_promax.safetensors` with
 `controlnet_config` naming a folder holding `config_promax.json` renamed to config.json.
 """
@@ -16,6 +17,7 @@ from diffusers import (
     AutoencoderKL,
     ControlNetUnionModel,
     StableDiffusionXLControlNetUnionImg2ImgPipeline,
+    StableDiffusionXLControlNetUnionInpaintPipeline,
     StableDiffusionXLControlNetUnionPipeline,
 )
 from PIL import Image
@@ -57,6 +59,10 @@ def run(pipe: Any, job: common.Job, callback: common.StepCallback,
                   width=job.width, height=job.height, guidance_scale=job.request.guidance,
                   controlnet_conditioning_scale=job.request.control_strength,
                   control_image=[job.depth], control_mode=[mode])
+    if job.mask is not None:
+        inpaint = variant(StableDiffusionXLControlNetUnionInpaintPipeline)
+        return inpaint(image=job.render, mask_image=job.mask, strength=job.img2img_strength(),
+                       **kwargs).images[0]
     if job.render is not None:
         img2img = variant(StableDiffusionXLControlNetUnionImg2ImgPipeline)
         return img2img(image=job.render, strength=job.img2img_strength(), **kwargs).images[0]

@@ -331,7 +331,9 @@ def build_flux2_dev(folder: Path) -> dict[str, Path]:
 # --- Z-Image ----------------------------------------------------------------------------------
 
 
-def build_zimage_controlnet(folder: Path) -> dict[str, Path]:
+def build_zimage_controlnet(folder: Path, control_in_dim: int = 16) -> dict[str, Path]:
+    """Z-Image Turbo with a Fun ControlNet Union 1.0-style ControlNet: its control input is the
+    16 latent channels of the control picture."""
     from diffusers import (
         AutoencoderKL,
         FlowMatchEulerDiscreteScheduler,
@@ -348,8 +350,8 @@ def build_zimage_controlnet(folder: Path) -> dict[str, Path]:
                                            rope_theta=256.0, t_scale=1000.0, axes_dims=[8, 4, 4],
                                            axes_lens=[256, 32, 32], **shared)
     controlnet = ZImageControlNetModel(control_layers_places=[0],
-                                       control_refiner_layers_places=[0], control_in_dim=16,
-                                       **shared)
+                                       control_refiner_layers_places=[0],
+                                       control_in_dim=control_in_dim, **shared)
     _live_control_path(controlnet, "control_all_x_embedder")
     with torch.no_grad():  # created with torch.empty: fill, or they may hold NaNs
         transformer.x_pad_token.fill_(1.0)
@@ -366,6 +368,12 @@ def build_zimage_controlnet(folder: Path) -> dict[str, Path]:
                           transformer=transformer)
     return {"base": _save(pipe, folder / "base"),
             "controlnet": _save(controlnet, folder / "controlnet")}
+
+
+def build_zimage_controlnet_2(folder: Path) -> dict[str, Path]:
+    """The 2.0/2.1-style ControlNet (what inpaints): 33 control channels, the control picture's
+    16 latent channels, the mask and the masked init image's 16 (zeros without a mask)."""
+    return build_zimage_controlnet(folder, control_in_dim=33)
 
 
 # --- Qwen-Image -------------------------------------------------------------------------------
@@ -446,4 +454,5 @@ BUILDERS = {
     "flux_kontext": build_flux_kontext,
     "flux2": build_flux2,
     "flux2_dev": build_flux2_dev,  # a variant of the flux2 family, for its tests
+    "zimage_controlnet_2": build_zimage_controlnet_2,  # zimage_controlnet that inpaints
 }
