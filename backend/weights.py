@@ -258,9 +258,14 @@ def checkpoint_type(path: Path) -> str | None:
 
     view = _LazyTensorView(safetensors_header(path))
     try:
-        return infer_diffusers_model_type(view)
+        found = infer_diffusers_model_type(view)
     except (KeyError, AttributeError, TypeError, IndexError):
         return None
+    # "v1" is also diffusers' answer when nothing matched (a diffusers-layout transformer, a
+    # VAE): only a file with an LDM UNet is an SD 1.x checkpoint.
+    if found == "v1" and not any(key.startswith("model.diffusion_model.") for key in view):
+        return None
+    return found
 
 
 # --- configs for single files ---------------------------------------------------------------

@@ -14,9 +14,13 @@ from safetensors.torch import load_file, save_file
 from t2i_core import protocol
 
 
-def _configs_only(folder: Path, target: Path) -> Path:
-    """The model's folder without its weights: configs, tokenizers, scheduler."""
-    shutil.copytree(folder, target, ignore=shutil.ignore_patterns("*.safetensors"))
+def _config_folder(folder: Path, target: Path, given: set[str]) -> Path:
+    """The model's folder without the weights of the parts given as files."""
+    def ignore(directory: str, names: list[str]) -> list[str]:
+        part = Path(directory).relative_to(folder).as_posix()
+        return [n for n in names if part in given and n.endswith(".safetensors")]
+
+    shutil.copytree(folder, target, ignore=ignore)
     return target
 
 
@@ -31,7 +35,8 @@ def _split(base: Path, folder: Path, parts: dict[str, str]) -> dict[str, str]:
     folder.mkdir(parents=True, exist_ok=True)
     spec = {"base": str(_file(base / "transformer" / "diffusion_pytorch_model.safetensors",
                               folder / "diffusion_model.safetensors")),
-            "base_config": str(_configs_only(base, folder / "configs"))}
+            "base_config": str(_config_folder(base, folder / "configs",
+                                              {"transformer", *parts}))}
     for role, prefix in parts.items():
         weights = next((base / role).glob("*.safetensors"))
         spec[role] = str(_file(weights, folder / f"{role}.safetensors", prefix))
