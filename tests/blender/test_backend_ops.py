@@ -31,7 +31,8 @@ def prefs(addon):
 def wheelhouse(tmp_path_factory):
     install = sys.modules[MODULE].t2i_core.backend_install
     return build_backend_wheelhouse(tmp_path_factory.mktemp("wheels"),
-                                    [*install.TORCH_PACKAGES, *install.BACKEND_PACKAGES])
+                                    [*install.TORCH_PACKAGES, *install.BACKEND_PACKAGES,
+                                     *install.DATA_PACKAGES])
 
 
 def test_install_from_a_wheel_folder_then_check_the_new_environment(
