@@ -271,3 +271,42 @@ def test_a_header_length_that_looks_like_a_pickle_byte_is_still_safetensors(tmp_
     legacy.write_bytes(b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19.")
     with pytest.raises(UnsafeModelFile):
         weights.check_file(legacy)
+
+
+def _sd2_shaped_depth_model(tiny: Path, folder: Path) -> Path:
+    """The tiny SD 2 depth model with what tells an SD 2 file apart (cross-attention of width
+    1024 in the first block), so diffusers types its single file `v2` as a real one's."""
+    from diffusers import StableDiffusionDepth2ImgPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    pipe = StableDiffusionDepth2ImgPipeline.from_pretrained(tiny, depth_estimator=None,
+                                                            feature_extractor=None)
+    torch.manual_seed(3)
+    pipe.unet = UNet2DConditionModel(
+        sample_size=32, in_channels=5, out_channels=4, cross_attention_dim=1024,
+        attention_head_dim=(2, 4), use_linear_projection=True, block_out_channels=(4, 8),
+        layers_per_block=2, norm_num_groups=1,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"))
+    config = CLIPTextConfig.from_pretrained(tiny / "text_encoder")
+    config.hidden_size, config.projection_dim = 1024, 1024
+    pipe.text_encoder = CLIPTextModel(config)
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def test_an_sd2_depth_single_file_loads_though_its_pipeline_has_no_single_file_loader(
+        backend, tiny_models, make_job, tmp_path):
+    """StableDiffusionDepth2ImgPipeline lacks from_single_file: the family loads the file's
+    parts as SD's and gets the folder's picture, bit for bit."""
+    folder = _sd2_shaped_depth_model(tiny_models("sd2_depth2img")["base"], tmp_path / "sd2")
+    single = save_sd15_single_file(folder, tmp_path / "512-depth-ema.safetensors")
+    assert weights.checkpoint_type(single) == "v2"
+    pictures = []
+    for model in ({"family": "sd2_depth2img", "base": str(folder)},
+                  {"family": "sd2_depth2img", "base": str(single), "base_config": str(folder)}):
+        final = backend.run(make_job(model))[-1]
+        assert final["type"] == protocol.RESULT, final
+        with Image.open(final["paths"][0]) as image:
+            pictures.append(np.asarray(image))
+    assert np.array_equal(pictures[0], pictures[1])
