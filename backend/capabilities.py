@@ -1,5 +1,6 @@
-"""The `capabilities` reply: families, presets, devices, memory modes, schedulers, and which
-presets' weights are on this machine (so the panel can mark what will run offline)."""
+"""The `capabilities` reply: families, presets, devices, memory modes, schedulers, which presets'
+weights are on this machine (so the panel can mark what will run offline), and which optional
+packages the backend runs without and what that costs."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from t2i_core.presets import FAMILY_INFO, PRESETS, TINY, Preset
 
 from . import families, weights
 from .devices import available_devices
+from .families.common import unavailable_packages
 
 
 def preset_present(preset: Preset) -> dict[str, bool]:
@@ -37,4 +39,5 @@ def capabilities_event() -> dict[str, Any]:
         "devices": available_devices(),
         "memory_modes": list(protocol.MEMORY_MODES),
         "schedulers": list(protocol.SCHEDULERS),
+        "unavailable": unavailable_packages(),
     }

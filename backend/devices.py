@@ -20,6 +20,10 @@ from typing import Any
 
 import torch
 
+from t2i_core.protocol import ErrorCode
+
+from .errors import BackendError
+
 log = logging.getLogger("blender_t2i.backend")
 
 DENOISERS = ("unet", "transformer", "controlnet")
@@ -43,9 +47,16 @@ def available_devices() -> list[str]:
 
 
 def pick_device(requested: str = "auto") -> str:
-    if requested and requested != "auto":
+    """`requested` if this machine has it ("cuda" is the first GPU), else a BAD_REQUEST that
+    lists what it has: a job for cuda:3 on a two-GPU worker must not fail inside torch."""
+    available = available_devices()
+    if not requested or requested == "auto":
+        return available[0].split(":")[0]
+    kinds = {device.split(":")[0] for device in available}
+    if requested in available or requested in kinds:
         return requested
-    return available_devices()[0].split(":")[0]
+    raise BackendError(ErrorCode.BAD_REQUEST, f"device '{requested}' is not on this machine "
+                       f"(it has: {', '.join(available)})")
 
 
 def pick_dtype(device: str, requested: str = "auto",
@@ -54,6 +65,9 @@ def pick_dtype(device: str, requested: str = "auto",
     precision is slow or unsupported."""
     names = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
     if requested and requested != "auto":
+        if requested not in names:
+            raise BackendError(ErrorCode.BAD_REQUEST, f"dtype '{requested}' is not one of "
+                               f"{', '.join(names)}")
         return names[requested]
     if device == "cpu":
         return torch.float32
@@ -144,9 +158,13 @@ def free_memory() -> None:
         torch.mps.empty_cache()
 
 
+# How torch words the allocators' failures that are not torch.OutOfMemoryError: the CPU
+# allocator (Linux/macOS and Windows wordings) and the Metal one raise a plain RuntimeError.
+_OUT_OF_MEMORY_WORDS = ("out of memory", "can't allocate memory", "not enough memory")
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
-    if isinstance(exc, torch.cuda.OutOfMemoryError | MemoryError):
+    if isinstance(exc, torch.OutOfMemoryError | MemoryError):  # CUDA's is the same class
         return True
     text = str(exc).lower()
-    return isinstance(exc, RuntimeError) and ("out of memory" in text
-                                              or "mps backend out of memory" in text)
+    return isinstance(exc, RuntimeError) and any(w in text for w in _OUT_OF_MEMORY_WORDS)

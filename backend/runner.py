@@ -47,13 +47,15 @@ from .devices import (
     weights_bytes,
 )
 from .errors import BackendError, JobCancelled, ModelNotFound
-from .families.common import Job, keep_unmasked
+from .families.common import Job, keep_unmasked, missing_package_error, require_package
 
 log = logging.getLogger("blender_t2i.backend")
 
 # report(step, total, preview_path or None): sends a progress event (from the preview thread)
 StepReporter = Callable[[int, int, str | None], None]
 
+CPU_MEMORY_HINT = ("The computer ran out of memory: lower the size (or Largest Image in the "
+                   "preferences) or close other programs; memory modes only help on a GPU.")
 TILE_VAE_ABOVE = 1536 * 1536  # pixels: decode larger images in tiles to bound VAE memory
 _KEEP_PREVIEWS = 2
 
@@ -127,7 +129,7 @@ class Runner:
             torch.cuda.reset_peak_memory_stats(cuda)
         started = time.perf_counter()
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), _cancel_within_steps(loaded, cancelled, request.id):
                 image = loaded.family.run(loaded.pipe, job, callback,
                                           lambda cls: self._variant(loaded, cls))
         except Exception as exc:
@@ -136,8 +138,10 @@ class Runner:
                 raise BackendError(
                     ErrorCode.OUT_OF_MEMORY,
                     f"out of memory generating {request.width}x{request.height} with "
-                    f"{loaded.family.NAME} in '{loaded.memory_mode}' memory mode",
-                    hint=NEXT_MODE_HINT.get(loaded.memory_mode)) from exc
+                    f"{loaded.family.NAME} in '{loaded.memory_mode}' memory mode on "
+                    f"{loaded.device}",
+                    hint=CPU_MEMORY_HINT if loaded.device == "cpu"
+                    else NEXT_MODE_HINT.get(loaded.memory_mode)) from exc
             raise
         finally:
             previews.close()  # every progress event is out before the result or error
@@ -190,6 +194,9 @@ class Runner:
                 raise BackendError(ErrorCode.OUT_OF_MEMORY,
                                    f"out of memory loading {family.NAME} in '{mode}' mode",
                                    hint=NEXT_MODE_HINT.get(mode)) from exc
+            missing = missing_package_error(exc, f"loading {family.NAME} in '{mode}' mode")
+            if missing is not None:
+                raise missing from exc
             raise BackendError(ErrorCode.MODEL_LOAD_FAILED,
                                f"could not load {family.NAME} from "
                                f"{', '.join(str(s.path) for s in sources.values())}: "
@@ -238,6 +245,8 @@ class Runner:
                 loaded.lora_active = False
             return
         names, strengths = [], []
+        # diffusers alone would only say "PEFT backend is required for this method"
+        require_package("peft", "loading LoRAs")
         for lora in request.loras:
             source = weights.resolve(lora.path, "LoRA")
             adapter = loaded.loras.get(str(source.path))
@@ -416,6 +425,38 @@ def _set_vae_tiling(pipe: Any, enabled: bool) -> None:
         vae.enable_tiling()
     else:
         vae.disable_tiling()
+
+
+_HOOKED = ("unet", "transformer", "controlnet", "vae")  # where the time of a step goes
+
+
+@contextlib.contextmanager
+def _cancel_within_steps(loaded: Loaded, cancelled: Callable[[], bool], job_id: str) -> Any:
+    """Check for a cancel before every block of the denoiser, ControlNet and VAE, not only
+    between steps: one step of a huge job can take minutes, and the VAE decode as long.
+    A block is each member of a ModuleList (down/up blocks, their resnets and attentions,
+    transformer blocks): a few hundred cheap checks a step. Compiled models are left alone
+    (a hook would break their graphs); they stop at the next step."""
+    if loaded.key[-1]:  # compile_models
+        yield
+        return
+
+    def check(_module: Any, _args: Any) -> None:
+        if cancelled():
+            raise JobCancelled(job_id)
+
+    handles = []  # the img2img/inpaint variants share these modules (from_pipe)
+    for name in _HOOKED:
+        component = getattr(loaded.pipe, name, None)
+        if isinstance(component, torch.nn.Module):
+            for module in component.modules():
+                if isinstance(module, torch.nn.ModuleList):
+                    handles += [block.register_forward_pre_hook(check) for block in module]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def _family(spec: dict[str, Any]) -> ModuleType:

@@ -61,6 +61,7 @@ class Server:
         self._open: set[str] = set()  # ids queued or running (guarded by _cancel_lock)
         self._cancel_lock = threading.Lock()
         self._worker = threading.Thread(target=self._work, name="t2i-jobs", daemon=True)
+        self.max_megapixels = protocol.max_megapixels(dict(os.environ))
         self._runner: Any = None  # backend.runner.Runner, imported lazily (torch import is slow)
 
     # --- main thread -----------------------------------------------------------------------
@@ -94,15 +95,21 @@ class Server:
         kind = message["type"]
         if kind == protocol.HELLO:
             self.events.send(self._ready_event())
-        elif kind == protocol.CAPABILITIES:
-            from .capabilities import capabilities_event
-
-            self.events.send(capabilities_event())
+        elif kind == protocol.CAPABILITIES:  # on a thread: it imports the optional packages
+            threading.Thread(target=self._send_capabilities, name="t2i-capabilities",
+                             daemon=True).start()
         elif kind == protocol.GENERATE:
             try:
                 request = protocol.parse_generate(message)
             except protocol.ProtocolError as exc:
                 self.events.send(protocol.error_event(exc.code, str(exc), exc.job_id))
+                return True
+            too_big = protocol.size_error(request.width, request.height, self.max_megapixels)
+            if too_big is not None:
+                self.events.send(protocol.error_event(
+                    ErrorCode.BAD_REQUEST, f"generate: {too_big}", request.id,
+                    hint="Lower the size, or raise Largest Image in the add-on's preferences "
+                         "if this machine has the memory."))
                 return True
             with self._cancel_lock:
                 duplicate = request.id in self._open
@@ -132,6 +139,17 @@ class Server:
                 ErrorCode.UNKNOWN_REQUEST, f"unknown request type '{kind}'",
                 message.get("id") if isinstance(message.get("id"), str) else None))
         return True
+
+    def _send_capabilities(self) -> None:
+        try:
+            from .capabilities import capabilities_event
+
+            event = capabilities_event()
+        except Exception as exc:  # a broken install: say so instead of never answering
+            log.exception("capabilities failed")
+            event = protocol.error_event(ErrorCode.GENERATION_FAILED,
+                                         f"capabilities: {type(exc).__name__}: {exc}")
+        self.events.send(event)
 
     def _beat(self) -> None:
         """The add-on's sign of life: a process whose threads all stop (SIGSTOP, a library

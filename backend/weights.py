@@ -86,8 +86,11 @@ def locate(reference: str) -> Path | None:
     """Where `reference` is on this machine, or None; checks nothing inside. Looked up as a
     path, then in the model folders, then as an HF repo id (or a file in one) in the cache."""
     path = Path(os.path.expanduser(reference))
-    if path.exists():
-        return path
+    if path.is_absolute():
+        if path.exists():
+            return path
+    elif ".." in path.parts:  # relative names are looked up in the model folders only
+        return None
     found = _in_model_folders(reference)
     if found is not None:
         return found
@@ -116,7 +119,7 @@ def resolve(reference: str, role: str) -> Source:
         if _looks_like_path(reference) or reference.count("/") == 0:
             raise ModelNotFound(
                 f"{role} model '{reference}' does not exist (looked for a file or folder at "
-                f"{Path(os.path.expanduser(reference)).resolve()}{folders})")
+                f"{_where(reference)}{folders})")
         repo = "/".join(reference.split("/")[:2])
         raise ModelNotFound(
             f"{role} model '{reference}' is neither a local file or folder nor in the "
@@ -125,9 +128,18 @@ def resolve(reference: str, role: str) -> Source:
                  "(or point the setting at a local folder or .safetensors file).")
     if path.is_dir():
         check_folder(path)
-    else:
+    elif path.is_file():
         check_file(path)
+    else:  # reading a FIFO or a device blocks the worker for good
+        raise BackendError(ErrorCode.BAD_REQUEST, f"{role} model '{path}' is not a regular "
+                           "file or a folder")
     return Source(reference, path)
+
+
+def _where(reference: str) -> str:
+    path = Path(os.path.expanduser(reference))
+    return str(path) if path.is_absolute() else "no absolute path (a relative name is looked " \
+        "up in the model folders)"
 
 
 def check_file(path: Path) -> None:

@@ -25,8 +25,8 @@ log = logging.getLogger("blender_t2i")
 
 TORCH_VERSION = "2.13.0"
 # torchvision's release built against TORCH_VERSION, from the same index as torch (a mismatched
-# pair fails to import). Only Qwen-Image-Edit and FLUX.2 dev need it: transformers builds their
-# input processors with it.
+# pair fails to import). Optional: transformers prepares Qwen-Image-Edit's and FLUX.2 dev's input
+# pictures with it (faster); without it, or with a broken one, the backend uses the PIL path.
 TORCHVISION_VERSION = "0.28.0"
 TORCH_PACKAGES = (f"torch=={TORCH_VERSION}", f"torchvision=={TORCHVISION_VERSION}")
 CUDA_INDEX_URL = "https://download.pytorch.org/whl/cu128"  # PyTorch's CUDA 12.8 wheels
@@ -43,7 +43,8 @@ DATA_PACKAGES: tuple[str, ...] = ("open-clip-torch==3.3.0",)
 REQUIRED = ("torch", "diffusers", "transformers", "accelerate", "safetensors", "peft",
             "huggingface-hub", "pillow", "numpy")
 # Optional packages: name -> what their absence costs.
-OPTIONAL = {"torchvision": "Qwen-Image-Edit and FLUX.2 dev will not load",
+OPTIONAL = {"torchvision": "Qwen-Image-Edit and FLUX.2 dev prepare their input pictures on "
+                          "the slower PIL path (both still run)",
             "open-clip-torch": "single-file SD 1.5, SD 2 and SDXL checkpoints need their "
                                "config repo in the Hugging Face cache"}
 # What the backend itself imports (after torch), checked by importing it: a package that is

@@ -42,6 +42,40 @@ HEARTBEAT_S = 2.0
 # (os.pathsep-separated; the backend searches them for weights and LoRAs by name).
 MODEL_FOLDERS_ENV = "T2I_MODEL_FOLDERS"
 
+# The largest job the backend takes, in megapixels (the preferences' Largest Image): a huge
+# request is refused at once instead of taking minutes a step and all the memory.
+MAX_MEGAPIXELS_ENV = "T2I_MAX_MEGAPIXELS"
+DEFAULT_MAX_MEGAPIXELS = 4.2  # 2048 x 2048 fits
+# Working memory per megapixel beyond the weights, measured by bench/size_memory.py on SD 1.5's
+# real UNet and VAE shapes (fp32 on the CPU, halved for fp16 on a GPU; the VAE decodes in
+# tiles above 2.4 MP, which caps its share): what a size limit implies, said in the preferences.
+GIB_PER_MEGAPIXEL_FP16 = 0.0  # set from the bench
+
+
+def working_memory_gib(megapixels: float) -> float:
+    """About how much memory a job of `megapixels` needs beyond the model's weights."""
+    return megapixels * GIB_PER_MEGAPIXEL_FP16
+
+
+def max_megapixels(environ: dict[str, str]) -> float:
+    """The size limit the add-on passed in the environment (the default when unset/bad)."""
+    try:
+        value = float(environ.get(MAX_MEGAPIXELS_ENV, DEFAULT_MAX_MEGAPIXELS))
+    except ValueError:
+        return DEFAULT_MAX_MEGAPIXELS
+    return value if math.isfinite(value) and value > 0 else DEFAULT_MAX_MEGAPIXELS
+
+
+def size_error(width: int, height: int, limit_mp: float) -> str | None:
+    """Why width x height is over the limit, or None."""
+    megapixels = width * height / 1e6
+    if megapixels <= limit_mp:
+        return None
+    return (f"{width}x{height} is {megapixels:.1f} megapixels, over the limit of "
+            f"{limit_mp:g} (Preferences > Largest Image; at that size a job needs about "
+            f"{working_memory_gib(megapixels):.0f} GiB beyond the model)")
+
+
 MEMORY_MODES = ("auto", "full", "model_offload", "group_offload", "fp8")
 SCHEDULERS = ("default", "euler", "euler_a", "ddim", "dpmpp_2m", "dpmpp_2m_karras", "unipc")
 
@@ -249,10 +283,13 @@ def parse_generate(message: dict[str, Any]) -> GenerateRequest:
     paths = [values[k] for k in ("output_dir", "control_image", "init_image", "mask_image",
                                  "depth_float")
              if values[k] is not None]
-    if any("\x00" in p for p in paths + [p for p in values["reference_images"]
-                                       if isinstance(p, str)]):
+    paths += [p for p in values["reference_images"] if isinstance(p, str)]
+    if any("\x00" in p for p in paths):
         raise ProtocolError(ErrorCode.BAD_REQUEST, "generate: a path holds a NUL character",
                             job_id)
+    if not all(os.path.isabs(p) for p in paths if p):  # never relative to the backend's cwd
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "generate: image and folder paths must be "
+                            "absolute", job_id)
     if values["metadata"] is not None and not all(
             _png_keyword(k) and isinstance(v, str) for k, v in values["metadata"].items()):
         raise ProtocolError(ErrorCode.BAD_REQUEST, "generate: 'metadata' must map PNG text "

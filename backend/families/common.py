@@ -5,8 +5,11 @@ Kept to plain functions so a family module reads top to bottom and calls them by
 
 from __future__ import annotations
 
+import importlib
 import json
+import logging
 import math
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +22,9 @@ from PIL import Image
 from t2i_core.protocol import ErrorCode, GenerateRequest
 
 from ..errors import BackendError, WrongModelFamily
-from ..weights import Source, checkpoint_type, folder_class_name, folder_component_classes
+from ..weights import Source, checkpoint_type, folder_class_name
+
+log = logging.getLogger("blender_t2i.backend")
 
 StepCallback = Callable[[Any, int, Any, dict], dict]
 # `variant(PipelineClass)`: the loaded pipeline's components as another pipeline class (e.g. its
@@ -65,6 +70,113 @@ class Job:
                                f"{self.request.steps} step(s) leave nothing to do",
                                hint=f"use at least {needed} steps or a higher render strength")
         return strength
+
+
+# --- optional packages --------------------------------------------------------------------------
+# Packages a part of the backend needs and the rest runs without. transformers and diffusers
+# decide whether one is there by finding it, not importing it, so a broken install (a torchvision
+# built for another torch fails registering its ops; a half-upgraded peft) reads as present and
+# then fails every family: diffusers imports peft and accelerate at its own import, transformers
+# imports torchvision inside every image processor. So each is imported once, before they are
+# (the runner imports this module first), and one that fails is marked absent for the whole
+# process: None in sys.modules, which both find_spec and import honour. The libraries then take
+# their no-<package> paths, and only what needs the package fails, naming it and the fix
+# (missing_package_error, require_package).
+
+
+@dataclass(frozen=True)
+class OptionalPackage:
+    pip_name: str
+    needed_for: str  # what needs it (and so is lost without it)
+    fix: str
+
+
+_REINSTALL = "Reinstall the backend from the add-on's preferences (Install Backend), or "
+# In probing order: peft imports accelerate and transformers, which must see torchvision's state.
+OPTIONAL_PACKAGES: dict[str, OptionalPackage] = {  # import name -> package
+    "torchvision": OptionalPackage(
+        "torchvision",
+        "transformers' torchvision image processors: the faster preparation of Qwen-Image-Edit's "
+        "and FLUX.2 dev's input pictures, and their full processors (video input, prompt "
+        "upsampling); without it both models use the PIL image processors",
+        _REINSTALL + "pip-install the torchvision release built for this torch."),
+    "accelerate": OptionalPackage(
+        "accelerate", "the model_offload memory mode and low-memory loading",
+        _REINSTALL + "pip-install accelerate into the backend's Python."),
+    "peft": OptionalPackage(
+        "peft", "LoRAs", _REINSTALL + "pip-install peft into the backend's Python."),
+}
+
+
+def _probe_optional_packages() -> dict[str, str]:
+    """import name -> why it cannot be used ("is not installed", "fails to import: ..."), for
+    each optional package that is missing or broken; a broken one is hidden (see above)."""
+    unavailable: dict[str, str] = {}
+    for name in OPTIONAL_PACKAGES:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # missing, or installed but broken: any error an import raises
+            missing = isinstance(exc, ModuleNotFoundError) and exc.name == name
+            unavailable[name] = ("is not installed" if missing
+                                 else f"fails to import: {type(exc).__name__}: {exc}")
+            if not missing:
+                log.warning("%s %s; the backend runs without it", name, unavailable[name])
+                _hide(name)
+    return unavailable
+
+
+def _hide(name: str) -> None:
+    for module in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+        del sys.modules[module]  # what the failed import left half-done
+    sys.modules[name] = None  # type: ignore[assignment]
+
+
+UNAVAILABLE_PACKAGES: dict[str, str] = _probe_optional_packages()
+
+
+def package_usable(name: str) -> bool:
+    """Whether optional package `name` (an OPTIONAL_PACKAGES key) imports in this process."""
+    return name not in UNAVAILABLE_PACKAGES
+
+
+def unavailable_packages() -> list[dict[str, str]]:
+    """The optional packages this backend runs without, why, and what that costs (for the
+    `capabilities` reply)."""
+    return [{"package": OPTIONAL_PACKAGES[name].pip_name, "problem": why,
+             "needed_for": OPTIONAL_PACKAGES[name].needed_for,
+             "fix": OPTIONAL_PACKAGES[name].fix}
+            for name, why in UNAVAILABLE_PACKAGES.items()]
+
+
+def _package_error(name: str, what: str) -> BackendError:
+    package = OPTIONAL_PACKAGES[name]
+    why = UNAVAILABLE_PACKAGES.get(name, "is not usable here")
+    return BackendError(ErrorCode.MODEL_LOAD_FAILED,
+                        f"{what} needs the optional package {package.pip_name}, which {why}",
+                        hint=package.fix)
+
+
+def require_package(name: str, what: str) -> None:
+    """Refuse `what` up front when optional package `name` cannot be used (where the library
+    would fail with an error that does not name it)."""
+    if not package_usable(name):
+        raise _package_error(name, what)
+
+
+def missing_package_error(exc: BaseException, what: str) -> BackendError | None:
+    """MODEL_LOAD_FAILED naming the optional package an import error is about and the fix, or
+    None when it is about none of them. Python names the module (`ModuleNotFoundError.name`,
+    also for a hidden package); the libraries name it in words ("requires the Torchvision
+    library", "requires `accelerate v0.17.0`")."""
+    if not isinstance(exc, ImportError):
+        return None
+    module = exc.name or ""
+    text = str(exc).lower()
+    for name, package in OPTIONAL_PACKAGES.items():
+        if module == name or module.startswith(name + ".") or \
+                f"the {package.pip_name} library" in text or f"`{package.pip_name}" in text:
+            return _package_error(name, what)
+    return None
 
 
 # --- loading ------------------------------------------------------------------------------------
@@ -183,6 +295,20 @@ def check_family(source: Source, family: str, role: str, classes: Iterable[str],
                                f"not one of {', '.join(allowed)} ({family})")
 
 
+def check_controlnet_fits(pipe: Any, family: str, reference: str) -> None:
+    """A ControlNet is a copy of its base's UNet encoder: one made for another base (an SDXL
+    ControlNet beside SD 1.5: the same class) fails only inside the first step. Compare what
+    they must share once both are loaded, before any generating."""
+    unet, controlnets = pipe.unet.config, getattr(pipe.controlnet, "nets", [pipe.controlnet])
+    for controlnet in controlnets:
+        for key in ("cross_attention_dim", "addition_embed_type"):
+            theirs, ours = controlnet.config.get(key), unet.get(key)
+            if theirs != ours:
+                raise WrongModelFamily(
+                    f"controlnet '{reference}' does not fit this {family} base: its "
+                    f"{key} is {theirs}, the base's {ours} (it was made for another family)")
+
+
 def pipeline_folder(source: Source, config: str | None) -> Path | None:
     """The diffusers folder a pipeline's parts load from: the weights' own folder, or for a
     single-file checkpoint its config folder (None when it has none)."""
@@ -191,24 +317,19 @@ def pipeline_folder(source: Source, config: str | None) -> Path | None:
     return source.path
 
 
-def require_torchvision_for_processors(source: Source, config: str | None, model: str) -> None:
-    """transformers builds vision-language processors (Qwen-Image-Edit's Qwen2VLProcessor,
-    FLUX.2 dev's PixtralProcessor) only with torchvision. Without a working one the load fails
-    deep inside transformers, so say what is missing up front."""
+def component_folder(source: Source, config: str | None, component: str,
+                     classes: Iterable[str]) -> Path | None:
+    """The folder of pipeline part `component` when model_index.json lists it as one of
+    `classes` (e.g. Qwen-Image-Edit's `processor` as a Qwen2VLProcessor), else None."""
     folder = pipeline_folder(source, config)
-    if folder is None or not any(name.endswith("Processor")
-                                 for name in folder_component_classes(folder)):
-        return
+    if folder is None or not (folder / component).is_dir():
+        return None
     try:
-        import torchvision  # noqa: F401
-    except Exception as exc:  # absent, or built for another torch (fails registering its ops)
-        raise BackendError(
-            ErrorCode.MODEL_LOAD_FAILED,
-            f"{model} needs torchvision in the backend's Python for its input processor: "
-            f"{type(exc).__name__}: {exc}",
-            hint="Reinstall the backend from the add-on's preferences (Install Backend adds "
-                 "torchvision), or pip-install the torchvision release built for this "
-                 "torch.") from None
+        entry = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))[component]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    found = entry[1] if isinstance(entry, list) and len(entry) == 2 else None
+    return folder / component if found in tuple(classes) else None
 
 
 def config_folder(config: str | None) -> str | None:

@@ -5,6 +5,11 @@ the depth go in as reference pictures (`image=[...]`, shrunk by the pipeline to 
 prompt says how to use them ("the second image is a depth map of the scene..."). Reference order:
 the job's `reference_images` when sent, else render then depth, else depth alone. Distilled klein
 ignores guidance.
+
+dev's tokenizer folder holds a PixtralProcessor, which transformers builds only with torchvision.
+The pipeline only asks it for the text chat template of the prompt (its image side serves prompt
+upsampling, which is not used here), so without a working torchvision the folder loads as its
+tokenizer, chat template included, the way PixtralProcessor itself loads that tokenizer.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any
 import torch
 from diffusers import Flux2KleinPipeline, Flux2Pipeline, Flux2Transformer2DModel
 from PIL import Image
+from transformers.tokenization_utils_tokenizers import TokenizersBackend
 
 from t2i_core.presets import FAMILY_INFO
 
@@ -30,15 +36,24 @@ BASE_CLASSES = ("Flux2Pipeline", "Flux2KleinPipeline")
 
 
 def load(weights: dict[str, Source], configs: dict[str, str | None], dtype: torch.dtype) -> Any:
-    base = weights["base"]
+    base, config = weights["base"], configs.get("base")
     common.check_family(base, NAME, "base", BASE_CLASSES)
-    common.require_torchvision_for_processors(base, configs.get("base"), "FLUX.2")
-    folder = common.pipeline_folder(base, configs.get("base"))
+    folder = common.pipeline_folder(base, config)
     cls = Flux2KleinPipeline
     if folder is not None and folder_class_name(folder) == "Flux2Pipeline":
         cls = Flux2Pipeline
-    return common.load_transformer_pipeline(cls, Flux2Transformer2DModel, base, dtype,
-                                            configs.get("base"), parts=weights)
+    tokenizer = None
+    processor = common.component_folder(base, config, "tokenizer", ("PixtralProcessor",))
+    if processor is not None and not common.package_usable("torchvision"):
+        tokenizer = TokenizersBackend.from_pretrained(processor)
+    # diffusers checks a part passed to from_pretrained against the class model_index.json
+    # names (a processor, which a tokenizer is not); None makes it skip the part instead.
+    components = {"tokenizer": None} if tokenizer is not None else {}
+    pipe = common.load_transformer_pipeline(cls, Flux2Transformer2DModel, base, dtype, config,
+                                            parts=weights, **components)
+    if tokenizer is not None:
+        pipe.register_modules(tokenizer=tokenizer)
+    return pipe
 
 
 def run(pipe: Any, job: common.Job, callback: common.StepCallback,

@@ -5,6 +5,10 @@ The pictures are the job's `reference_images` when sent, else the colour render 
 instruction ("Picture 1 is a clay render, Picture 2 its depth: make it a photo of..."). The output
 is requested at the job's size (multiples of 16). True CFG as Qwen-Image: a negative prompt of
 " " when none is given.
+
+Its input processor is a Qwen2VLProcessor, which transformers builds only with torchvision (for
+its video half). Without a working torchvision the processor/ folder loads as the images-only
+processor below, which is all the pipeline calls (`processor(text=..., images=...)`).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any
 import torch
 from diffusers import QwenImageEditPlusPipeline, QwenImageTransformer2DModel
 from PIL import Image
+from transformers import Qwen2VLProcessor
 
 from t2i_core.presets import FAMILY_INFO
 
@@ -29,13 +34,28 @@ CONFIGS = {"base": "Qwen/Qwen-Image-Edit-2511"}
 BASE_CLASSES = ("QwenImageEditPlusPipeline",)
 
 
+class Qwen2VLImagesProcessor(Qwen2VLProcessor):
+    """Qwen2VLProcessor without its video processor. ProcessorMixin takes a processor's parts
+    from its __init__ signature, so this one loads from the same folder with the image
+    processor (the PIL one without torchvision), the tokenizer and the chat template only, and
+    runs the same __call__ for still pictures (the PIL processor resamples them a little
+    differently from the torchvision one)."""
+
+    def __init__(self, image_processor: Any = None, tokenizer: Any = None,
+                 chat_template: str | None = None, **kwargs: Any):
+        super().__init__(image_processor, tokenizer, None, chat_template=chat_template, **kwargs)
+
+
 def load(weights: dict[str, Source], configs: dict[str, str | None], dtype: torch.dtype) -> Any:
-    common.check_family(weights["base"], NAME, "base", BASE_CLASSES)
-    common.require_torchvision_for_processors(weights["base"], configs.get("base"),
-                                              "Qwen-Image-Edit")
+    base, config = weights["base"], configs.get("base")
+    common.check_family(base, NAME, "base", BASE_CLASSES)
+    components: dict[str, Any] = {}
+    folder = common.component_folder(base, config, "processor", ("Qwen2VLProcessor",))
+    if folder is not None and not common.package_usable("torchvision"):
+        components["processor"] = Qwen2VLImagesProcessor.from_pretrained(folder)
     return common.load_transformer_pipeline(QwenImageEditPlusPipeline,
-                                            QwenImageTransformer2DModel, weights["base"], dtype,
-                                            configs.get("base"), parts=weights)
+                                            QwenImageTransformer2DModel, base, dtype, config,
+                                            parts=weights, **components)
 
 
 def run(pipe: Any, job: common.Job, callback: common.StepCallback,

@@ -43,11 +43,13 @@ def load(weights: dict[str, Source], configs: dict[str, str | None], dtype: torc
     common.check_family(weights["controlnet"], NAME, "controlnet", ("ControlNetModel",))
     controlnet = common.load_model(ControlNetModel, weights["controlnet"], dtype,
                                    configs.get("controlnet"))
-    return common.load_pipeline(
+    pipe = common.load_pipeline(
         StableDiffusionControlNetPipeline, weights["base"], dtype, configs.get("base"),
         controlnet=controlnet, safety_checker=None, feature_extractor=None,
         requires_safety_checker=False,
     )
+    common.check_controlnet_fits(pipe, NAME, weights["controlnet"].reference)
+    return pipe
 
 
 def run(pipe: Any, job: common.Job, callback: common.StepCallback,

@@ -47,8 +47,10 @@ def load(weights: dict[str, Source], configs: dict[str, str | None], dtype: torc
     extra: dict[str, Any] = {}
     if "vae" in weights:
         extra["vae"] = common.load_model(AutoencoderKL, weights["vae"], dtype, configs.get("vae"))
-    return common.load_pipeline(StableDiffusionXLControlNetUnionPipeline, weights["base"], dtype,
+    pipe = common.load_pipeline(StableDiffusionXLControlNetUnionPipeline, weights["base"], dtype,
                                 configs.get("base"), controlnet=controlnet, **extra)
+    common.check_controlnet_fits(pipe, NAME, weights["controlnet"].reference)
+    return pipe
 
 
 def run(pipe: Any, job: common.Job, callback: common.StepCallback,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 log = logging.getLogger("blender_t2i.backend")
 
-TINY_VERSION = 5  # bump when a builder changes, so old caches are rebuilt
+TINY_VERSION = 6  # bump when a builder changes, so old caches are rebuilt
 _MARKER = "complete.json"
 
 

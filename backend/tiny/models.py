@@ -8,6 +8,7 @@ attention run over huge latents), everything else is as small as the classes all
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -301,9 +302,11 @@ def build_flux2(folder: Path) -> dict[str, Path]:
 
 def build_flux2_dev(folder: Path) -> dict[str, Path]:
     """FLUX.2 dev: Mistral 3 text encoder (layers 10, 20 and 30 feed the transformer) and
-    embedded guidance. The real model's tokenizer is a PixtralProcessor, which transformers only
-    builds with torchvision; the pipeline only asks it for a text chat template, so a
-    byte-level tokenizer with one stands in."""
+    embedded guidance. Laid out as black-forest-labs/FLUX.2-dev: model_index.json names the
+    `tokenizer` a transformers PixtralProcessor, whose folder holds the tokenizer, the chat
+    template, the image processor's and the processor's configs; written without torchvision,
+    which transformers needs to build that processor. A byte-level tokenizer with Pixtral's
+    image tokens stands in for Mistral's."""
     from diffusers import Flux2Pipeline
     from transformers import (
         Mistral3Config,
@@ -315,17 +318,40 @@ def build_flux2_dev(folder: Path) -> dict[str, Path]:
     torch.manual_seed(0)
     parts = _flux2_parts(guidance_embeds=True)
     tokenizer = qwen2_tokenizer(max_length=512)
-    tokenizer.add_tokens(["[IMG]", "[IMG_BREAK]", "[IMG_END]"], special_tokens=True)
+    tokenizer.add_tokens(list(_PIXTRAL_TOKENS.values()), special_tokens=True)
+    vision = PixtralVisionConfig(hidden_size=16, intermediate_size=16, num_hidden_layers=1,
+                                 num_attention_heads=2, image_size=32, patch_size=4, head_dim=8)
     text_encoder = Mistral3ForConditionalGeneration(Mistral3Config(
         text_config=MistralConfig(hidden_size=16, intermediate_size=16, num_hidden_layers=30,
                                   num_attention_heads=2, num_key_value_heads=2, head_dim=8,
                                   vocab_size=len(tokenizer), max_position_embeddings=1024),
-        vision_config=PixtralVisionConfig(hidden_size=16, intermediate_size=16,
-                                          num_hidden_layers=1, num_attention_heads=2,
-                                          image_size=32, patch_size=4, head_dim=8),
-        image_token_index=tokenizer.convert_tokens_to_ids("[IMG]")))
-    pipe = Flux2Pipeline(text_encoder=text_encoder, tokenizer=tokenizer, **parts)
-    return {"base": _save(pipe, folder / "base")}
+        vision_config=vision,
+        image_token_index=tokenizer.convert_tokens_to_ids(_PIXTRAL_TOKENS["image_token"])))
+    pipe = Flux2Pipeline(text_encoder=text_encoder, tokenizer=None, **parts)
+    base = _save(pipe, folder / "base")
+    _write_pixtral_processor(base / "tokenizer", tokenizer, vision.patch_size,
+                             text_encoder.config.spatial_merge_size)
+    _name_component(base, "tokenizer", "PixtralProcessor")
+    return {"base": base}
+
+
+_PIXTRAL_TOKENS = {"image_token": "[IMG]", "image_break_token": "[IMG_BREAK]",
+                   "image_end_token": "[IMG_END]"}
+
+
+def _write_pixtral_processor(folder: Path, tokenizer: Any, patch_size: int,
+                             spatial_merge_size: int) -> None:
+    _save_processor_tokenizer(folder, tokenizer, "PixtralProcessor")
+    _write_json(folder / "preprocessor_config.json", {
+        "image_processor_type": "PixtralImageProcessorFast", "processor_class": "PixtralProcessor",
+        "do_convert_rgb": True, "do_resize": True, "do_rescale": True, "do_normalize": True,
+        "resample": 3, "rescale_factor": 1 / 255, "size": {"longest_edge": 1024},
+        "patch_size": {"height": patch_size, "width": patch_size},
+        "image_mean": [0.48145466, 0.4578275, 0.40821073],
+        "image_std": [0.26862954, 0.26130258, 0.27577711]})
+    _write_json(folder / "processor_config.json", {
+        "processor_class": "PixtralProcessor", "patch_size": patch_size,
+        "spatial_merge_size": spatial_merge_size, **_PIXTRAL_TOKENS})
 
 
 # --- Z-Image ----------------------------------------------------------------------------------
@@ -425,20 +451,62 @@ def build_qwen_image_controlnet(folder: Path) -> dict[str, Path]:
 
 
 def build_qwen_image_edit(folder: Path) -> dict[str, Path]:
+    """Laid out as Qwen/Qwen-Image-Edit-2511: model_index.json names `processor` a
+    transformers Qwen2VLProcessor, whose processor/ folder holds the tokenizer, the chat
+    template, preprocessor_config.json and video_preprocessor_config.json. Written without
+    torchvision, which transformers needs to build the processor's video half."""
     from diffusers import QwenImageEditPlusPipeline, QwenImageTransformer2DModel
-
-    # Qwen2VLProcessor needs a video processor, which transformers only has with torchvision.
-    from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor
 
     torch.manual_seed(0)
     transformer = QwenImageTransformer2DModel(guidance_embeds=False, **_QWEN_TRANSFORMER)
     parts = _qwen_parts()
-    processor = Qwen2VLProcessor(image_processor=Qwen2VLImageProcessor(),
-                                 tokenizer=parts["tokenizer"],
-                                 video_processor=Qwen2VLVideoProcessor(),
-                                 chat_template=parts["tokenizer"].chat_template)
-    pipe = QwenImageEditPlusPipeline(transformer=transformer, processor=processor, **parts)
-    return {"base": _save(pipe, folder / "base")}
+    pipe = QwenImageEditPlusPipeline(transformer=transformer, processor=None, **parts)
+    base = _save(pipe, folder / "base")
+    _write_qwen2vl_processor(base / "processor", parts["tokenizer"])
+    _name_component(base, "processor", "Qwen2VLProcessor")
+    return {"base": base}
+
+
+# Qwen2-VL's picture preprocessing (its published defaults): 14-pixel patches merged 2 x 2.
+_QWEN2VL_PIXELS = dict(do_convert_rgb=True, do_resize=True, do_rescale=True, do_normalize=True,
+                       resample=3, rescale_factor=1 / 255,
+                       image_mean=[0.48145466, 0.4578275, 0.40821073],
+                       image_std=[0.26862954, 0.26130258, 0.27577711], patch_size=14,
+                       temporal_patch_size=2, merge_size=2, min_pixels=56 * 56,
+                       max_pixels=28 * 28 * 16384,
+                       size={"shortest_edge": 56 * 56, "longest_edge": 28 * 28 * 16384})
+
+
+def _write_qwen2vl_processor(folder: Path, tokenizer: Any) -> None:
+    _save_processor_tokenizer(folder, tokenizer, "Qwen2VLProcessor")
+    _write_json(folder / "preprocessor_config.json", {
+        **_QWEN2VL_PIXELS, "image_processor_type": "Qwen2VLImageProcessorFast",
+        "processor_class": "Qwen2VLProcessor"})
+    _write_json(folder / "video_preprocessor_config.json", {
+        **_QWEN2VL_PIXELS, "video_processor_type": "Qwen2VLVideoProcessor",
+        "processor_class": "Qwen2VLProcessor", "do_sample_frames": False})
+
+
+def _save_processor_tokenizer(folder: Path, tokenizer: Any, processor_class: str) -> None:
+    """A processor's tokenizer files (tokenizer.json, tokenizer_config.json naming the processor,
+    chat_template.jinja), as the processor's save_pretrained writes them."""
+    tokenizer.save_pretrained(folder)
+    config_path = folder / "tokenizer_config.json"
+    config = json.loads(config_path.read_text())
+    _write_json(config_path, {**config, "processor_class": processor_class})
+
+
+def _name_component(pipeline_folder: Path, component: str, class_name: str) -> None:
+    """List `component` in model_index.json as the transformers class the real model's folder
+    holds (the pipeline was saved without it: building that class needs torchvision)."""
+    index_path = pipeline_folder / "model_index.json"
+    index = json.loads(index_path.read_text())
+    index[component] = ["transformers", class_name]
+    _write_json(index_path, index)
+
+
+def _write_json(path: Path, value: Any) -> None:
+    path.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
 BUILDERS = {

@@ -23,7 +23,7 @@ from ...t2i_core.files import write_bytes_atomic
 from ...t2i_core.job_record import JobRecord, addon_png_text
 from ...t2i_core.job_request import JobSettings
 from ...t2i_core.presets import Preset, get_preset
-from ...t2i_core.protocol import parse_generate
+from ...t2i_core.protocol import parse_generate, size_error
 from ..scene.preferences import addon_preferences
 from .colour_render import render_colour
 from .depth_control import ControlImage, DepthOptions, make_control_image
@@ -82,6 +82,9 @@ def prepare_job(scene: bpy.types.Scene, folder: Path, settings: JobSettings,
     and validate the request. `depth_options` defaults to the scene's depth settings."""
     stem = stem or job_request.new_job_stem(settings.preset, settings.seed)
     job_request.check_settings(settings)  # before spending a capture on it
+    too_big = size_error(*settings.size, addon_preferences(context).max_megapixels)
+    if too_big is not None:
+        raise ValueError(f"{too_big}: lower the size or raise the limit")
     control = make_control_image(scene, settings.size, folder, stem, depth_options, context)
     init_image = None
     if settings.use_render:

@@ -7,12 +7,24 @@ import sys
 from pathlib import Path
 
 import bpy
-from bpy.props import CollectionProperty, EnumProperty, IntProperty, StringProperty
+from bpy.props import (
+    CollectionProperty,
+    EnumProperty,
+    FloatProperty,
+    IntProperty,
+    StringProperty,
+)
 
 from ...t2i_core import backend_install
 from ...t2i_core.backend_process import BackendConfig
 from ...t2i_core.environment import hf_cache_environment
-from ...t2i_core.protocol import MEMORY_MODES, MODEL_FOLDERS_ENV
+from ...t2i_core.protocol import (
+    DEFAULT_MAX_MEGAPIXELS,
+    MAX_MEGAPIXELS_ENV,
+    MAX_SIDE,
+    MEMORY_MODES,
+    MODEL_FOLDERS_ENV,
+)
 
 # The extension's package (bl_ext.<repo>.blender_t2i): preferences are registered under it.
 ADDON_ID = __package__.removesuffix(".blender_t2i.scene")  # bl_ext.<repo>.blender_t2i
@@ -64,6 +76,12 @@ class T2IPreferences(bpy.types.AddonPreferences):
     model_folder_index: IntProperty()
     device: EnumProperty(name="Device", items=_DEVICES, default="auto")
     memory_mode: EnumProperty(name="Memory", items=_MEMORY_MODES, default="auto")
+    max_megapixels: FloatProperty(
+        name="Largest Image", default=DEFAULT_MAX_MEGAPIXELS, min=0.1,
+        max=MAX_SIDE * MAX_SIDE / 1e6, soft_max=16.8, precision=1, unit="NONE",
+        description="The largest job the backend takes, in megapixels (2048 x 2048 is 4.2): "
+                    "larger ones are refused before anything renders. The preferences say "
+                    "about how much memory the limit implies")
 
     # draw() is given by ui/preferences_ui.py before registration: drawing lives with the UI,
     # and this layer does not import the one above it.
@@ -104,6 +122,7 @@ def backend_config(context: bpy.types.Context) -> BackendConfig:
     env: list[tuple[str, str]] = []
     if prefs.hf_cache:
         env.extend(hf_cache_environment(bpy.path.abspath(prefs.hf_cache)))
+    env.append((MAX_MEGAPIXELS_ENV, f"{prefs.max_megapixels:g}"))
     folders = [bpy.path.abspath(item.path) for item in prefs.model_folders if item.path]
     if folders:
         env.append((MODEL_FOLDERS_ENV, os.pathsep.join(folders)))

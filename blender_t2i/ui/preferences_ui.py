@@ -6,6 +6,7 @@ import bpy
 
 from ...t2i_core import backend_install
 from ...t2i_core.backend_install import SetupRuns
+from ...t2i_core.protocol import working_memory_gib
 from ..scene.preferences import T2IPreferences, managed_venv, resolve_backend_python, user_path
 
 
@@ -24,6 +25,10 @@ def draw_preferences(prefs, layout: bpy.types.UILayout, _context: bpy.types.Cont
     row = box.row()
     row.prop(prefs, "device")
     row.prop(prefs, "memory_mode")
+    row = box.row()
+    row.prop(prefs, "max_megapixels")
+    row.label(text=f"about {working_memory_gib(prefs.max_megapixels):.1f} GiB of working "
+                   "memory beyond the model (SD 1.5, fp16)")
 
 
 def _draw_backend(prefs, layout: bpy.types.UILayout) -> None:

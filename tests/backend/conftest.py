@@ -28,9 +28,10 @@ TERMINAL = (protocol.RESULT, protocol.ERROR, protocol.CANCELLED)
 class Backend:
     """A backend process spoken to through its stdin/stdout, as the add-on does."""
 
-    def __init__(self, cache_dir: Path, log_path: Path):
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-        env["HF_HUB_OFFLINE"] = "1"
+    def __init__(self, cache_dir: Path, log_path: Path, env: dict[str, str] | None = None):
+        """`env`: variables to set on top of this process's (PYTHONPATH among them)."""
+        base = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+        env = {**base, "HF_HUB_OFFLINE": "1", **(env or {})}
         self.log = open(log_path, "ab")  # noqa: SIM115 (closed in close())
         self.process = subprocess.Popen(
             [sys.executable, "-m", "backend", "--cache-dir", str(cache_dir)], cwd=ROOT, env=env,
@@ -100,11 +101,11 @@ def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
 
 @pytest.fixture
 def start_backend(tmp_path: Path) -> Iterator[Any]:
-    """start_backend() -> a fresh Backend of the test's own (closed at the end)."""
+    """start_backend(env=None) -> a fresh Backend of the test's own (closed at the end)."""
     started: list[Backend] = []
 
-    def start() -> Backend:
-        started.append(Backend(tmp_path / "cache", tmp_path / "backend.log"))
+    def start(env: dict[str, str] | None = None) -> Backend:
+        started.append(Backend(tmp_path / "cache", tmp_path / "backend.log", env))
         return started[-1]
 
     yield start

@@ -5,7 +5,6 @@ a family has a control strength, 0 cuts the depth off and the default lets it th
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,6 @@ from t2i_core import protocol
 from t2i_core.presets import DEPTH, FAMILY_INFO
 
 TAKES_DEPTH = [name for name in families.FAMILIES if DEPTH in FAMILY_INFO[name].inputs]
-NEEDS_TORCHVISION = {"qwen_image_edit"}  # its input processor (see test_families.py)
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +42,6 @@ def _result_bytes(backend, job: dict) -> bytes:
 @pytest.mark.parametrize("family", TAKES_DEPTH)
 def test_a_different_depth_map_changes_the_result_and_the_same_reproduces_it(
         backend, tiny_models, make_job, model_spec, depth_maps, family):
-    if family in NEEDS_TORCHVISION and importlib.util.find_spec("torchvision") is None:
-        pytest.skip("Qwen-Image-Edit's processor needs torchvision, not installed here")
     info = FAMILY_INFO[family]
     model = model_spec(family, tiny_models(family))
 

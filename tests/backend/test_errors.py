@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import shutil
 
 import pytest
@@ -121,22 +119,3 @@ def test_bad_optional_fields_are_bad_requests(backend, make_job, field, value):
     assert event["code"] == ErrorCode.BAD_REQUEST
     assert event["id"] == job["id"]
     assert field in event["message"]
-
-
-@pytest.mark.skipif(importlib.util.find_spec("torchvision") is not None,
-                    reason="torchvision is installed here")
-@pytest.mark.parametrize(("family", "index", "name"), [
-    ("qwen_image_edit", {"_class_name": "QwenImageEditPlusPipeline",
-                         "processor": ["transformers", "Qwen2VLProcessor"]}, "Qwen-Image-Edit"),
-    ("flux2", {"_class_name": "Flux2Pipeline",
-               "tokenizer": ["transformers", "PixtralProcessor"]}, "FLUX.2"),
-])
-def test_processor_models_without_torchvision_say_what_to_install(backend, make_job, tmp_path,
-                                                                   family, index, name):
-    folder = tmp_path / "weights"
-    folder.mkdir()
-    (folder / "model_index.json").write_text(json.dumps(index))
-    final = _error(backend, make_job({"family": family, "base": str(folder)}))
-    assert final["code"] == ErrorCode.MODEL_LOAD_FAILED
-    assert f"{name} needs torchvision" in final["message"]
-    assert "Install Backend" in final["hint"]

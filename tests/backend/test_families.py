@@ -3,7 +3,6 @@ loaders real weights use, run for 2 steps through the real protocol."""
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
 import numpy as np
@@ -25,9 +24,6 @@ CASES = [(name, {}) for name in families.FAMILIES] + [
     ("flux2", {"reference_images": ["render", "depth"]}),
     ("qwen_image_edit", {"init_image": "render"}),
 ]
-# Qwen2VLProcessor (Qwen-Image-Edit's input processor) needs transformers' video processor,
-# which needs torchvision.
-NEEDS_TORCHVISION = {"qwen_image_edit"}
 
 
 def _fields(extra: dict[str, Any], pictures: dict[str, Any]) -> dict[str, Any]:
@@ -46,8 +42,6 @@ def _fields(extra: dict[str, Any], pictures: dict[str, Any]) -> dict[str, Any]:
                          ids=[f"{f}-{'+'.join(e) or 'depth'}" for f, e in CASES])
 def test_family_runs_two_steps_through_the_protocol(backend, tiny_models, pictures, make_job,
                                                      model_spec, family, extra):
-    if family in NEEDS_TORCHVISION and importlib.util.find_spec("torchvision") is None:
-        pytest.skip("Qwen-Image-Edit's processor needs torchvision, not installed here")
     job = make_job(model_spec(family, tiny_models(family)), **_fields(extra, pictures))
 
     events = backend.run(job)
@@ -75,6 +69,20 @@ def test_flux2_dev_loads_as_flux2pipeline_and_takes_the_guidance(backend, tiny_m
     low, high = (np.asarray(Image.open(r["paths"][0]), dtype=np.int16) for r in results)
     assert low.shape == (64, 64, 3)
     assert np.abs(low - high).max() > 0
+
+
+@pytest.mark.parametrize("family", ["qwen_image_edit", "flux2"])
+def test_edit_models_follow_their_reference_pictures(backend, tiny_models, pictures, make_job,
+                                                     model_spec, family):
+    """The reference pictures reach the result: another picture, another result (Qwen-Image-Edit
+    reads it through its input processor and its VAE, FLUX.2 through its VAE)."""
+    model = model_spec(family, tiny_models(family))
+    results = [backend.run(make_job(model, reference_images=[str(pictures[name])],
+                                    guidance=1.0, preview=False))[-1]
+               for name in ("render", "depth")]
+    assert all(r["type"] == protocol.RESULT for r in results), results
+    warm, ramp = (np.asarray(Image.open(r["paths"][0]), dtype=np.int16) for r in results)
+    assert np.abs(warm - ramp).max() > 0
 
 
 IMG2IMG = ["sd15_controlnet", "sdxl_controlnet", "sdxl_controlnet_union", "sd2_depth2img"]

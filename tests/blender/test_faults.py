@@ -1,5 +1,7 @@
 """Faults around the backend, in real Blender: Blender killed while a backend runs, the add-on
-disabled during a job. Neither may leave a backend process behind."""
+disabled during a job (neither may leave a backend process behind), a backend frozen mid-job
+(SIGSTOP), garbage on its event stream, and a real out-of-memory inside torch (the backend's
+address space capped). Each is reported, and the next job succeeds."""
 
 from __future__ import annotations
 
@@ -13,11 +15,16 @@ from pathlib import Path
 
 import bpy
 
+from devtools import faults
 from devtools.scenes import add_camera, add_plane
 
 from .conftest import MODULE, backend_python
+from .modal_driver import ModalDriver
 
 ROOT = Path(__file__).resolve().parents[2]
+# A cap on the backend's address space that a 64 x 64 job fits under and an OOM_SIDE one not
+OOM_CAP_BYTES = 6 << 30
+OOM_SIDE = 2048
 
 # A Blender (the bpy module) that starts a backend through the add-on's own queue, says the
 # backend's pid once it is ready, then waits to be killed.
@@ -116,3 +123,76 @@ def test_disabling_the_add_on_during_a_job_stops_its_backend(addon, scene, backe
     bpy.ops.wm.read_homefile(use_empty=True)
     _tiny_job_scene(bpy.context.scene, steps=1)  # the add-on's new settings
     assert bpy.ops.t2i.generate() == {"FINISHED"}  # and the next job runs on a new backend
+
+
+# --- a frozen backend, garbage on its stream, a real out-of-memory ------------------------------
+
+def _modal_job(addon, steps: int, on_tick=None) -> tuple[set[str], list[tuple[str, str]]]:
+    """Submit the scene's job and drive the modal operator to its end: (result, reports)."""
+    addon.blender_t2i.generation.submit.submit(bpy.context)
+    driver = ModalDriver(addon.operators.generate.T2I_OT_generate)
+    result = driver.run(limit_s=300, on_tick=on_tick)
+    return result, driver.reports
+
+
+def _errors(reports: list[tuple[str, str]]) -> list[str]:
+    return [text for level, text in reports if level == "ERROR"]
+
+
+def test_a_frozen_backend_is_reported_killed_and_the_next_job_succeeds(addon, scene, backend):
+    _tiny_job_scene(scene, steps=300)
+    jobs = addon.t2i_core.job_queue.get_job_queue()
+    jobs.silence_limit = 4.0  # the default 30 s, shortened for the test
+    frozen: dict[str, int] = {}
+
+    def freeze_once_running(_driver):
+        if not frozen and jobs.step >= 1:
+            frozen["pid"] = jobs.backend_pid
+            os.kill(frozen["pid"], signal.SIGSTOP)  # every thread stops: no heartbeats either
+
+    try:
+        result, reports = _modal_job(addon, 300, freeze_once_running)
+    finally:
+        jobs.silence_limit = addon.t2i_core.job_queue.SILENCE_LIMIT_S
+        if frozen and not _exited(frozen["pid"]):
+            os.kill(frozen["pid"], signal.SIGKILL)
+    assert result == {"CANCELLED"}
+    assert any("sent nothing for" in text for text in _errors(reports)), reports
+    assert _gone_within(frozen["pid"], 15.0), "the frozen backend was left stopped"
+    scene.t2i.steps = 1
+    assert bpy.ops.t2i.generate() == {"FINISHED"}  # on a fresh backend
+    assert jobs.backend_pid != frozen["pid"]
+
+
+def test_garbage_on_the_event_stream_is_reported_and_the_backend_replaced(
+        addon, scene, backend, tmp_path):
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    prefs.backend_python = str(faults.garbling_python(backend, tmp_path))
+    _tiny_job_scene(scene, steps=4)
+    result, reports = _modal_job(addon, 4)
+    assert result == {"CANCELLED"}
+    assert any("not protocol" in text or "garbage" in text.lower() for text in _errors(reports)), \
+        reports
+    prefs.backend_python = backend
+    assert bpy.ops.t2i.generate() == {"FINISHED"}
+
+
+def test_running_out_of_memory_is_reported_and_the_backend_keeps_serving(
+        addon, scene, backend, tmp_path):
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    prefs.backend_python = str(faults.memory_capped_python(backend, tmp_path, OOM_CAP_BYTES))
+    prefs.max_megapixels = 16.8
+    try:
+        _tiny_job_scene(scene, steps=1)
+        assert bpy.ops.t2i.generate() == {"FINISHED"}  # 64 x 64 fits under the cap
+        pid = addon.t2i_core.job_queue.get_job_queue().backend_pid
+        scene.t2i.width = scene.t2i.height = OOM_SIDE
+        result, reports = _modal_job(addon, 1)
+        assert result == {"CANCELLED"}
+        assert any("out of memory" in text for text in _errors(reports)), reports
+        scene.t2i.width = scene.t2i.height = 64
+        assert bpy.ops.t2i.generate() == {"FINISHED"}
+        assert addon.t2i_core.job_queue.get_job_queue().backend_pid == pid  # no restart needed
+    finally:
+        prefs.max_megapixels = addon.t2i_core.protocol.DEFAULT_MAX_MEGAPIXELS
+        prefs.backend_python = backend

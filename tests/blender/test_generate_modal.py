@@ -14,8 +14,9 @@ import pytest
 
 from devtools.scenes import add_camera, add_plane
 
+from .modal_driver import ModalDriver
+
 BLOCK_LIMIT_S = 0.05
-TIMER_INTERVAL_S = 0.05
 
 
 def _settings(scene, **values):
@@ -41,42 +42,6 @@ def t2i(addon, scene, backend):
     deadline = time.monotonic() + 30
     while jobs.active and time.monotonic() < deadline:
         jobs.poll(timeout=0.1)
-
-
-class ModalDriver:
-    """Calls the operator's modal() with a real window timer, as the event loop would."""
-
-    def __init__(self, operator_class):
-        self.wm = bpy.context.window_manager
-        self.timer = self.wm.event_timer_add(TIMER_INTERVAL_S, window=self.wm.windows[0])
-        self.reports: list[tuple[str, str]] = []
-        self.op = SimpleNamespace(_timer=self.timer, report=self._report)
-        self.modal = operator_class.modal
-        self.longest = 0.0
-        self.ticks = 0
-
-    def _report(self, level: set[str], message: str) -> None:
-        self.reports.append((next(iter(level)), message))
-
-    def event(self, kind: str = "TIMER") -> set[str]:
-        event = SimpleNamespace(type=kind, value="PRESS", timer=self.timer)
-        started = time.perf_counter()
-        result = self.modal(self.op, bpy.context, event)
-        self.longest = max(self.longest, time.perf_counter() - started)
-        self.ticks += 1
-        return result
-
-    def run(self, limit_s: float = 120.0, on_tick=None) -> set[str]:
-        deadline = time.monotonic() + limit_s
-        while time.monotonic() < deadline:
-            result = self.event()
-            if result != {"PASS_THROUGH"}:
-                return result  # the modal removed its timer
-            if on_tick is not None:
-                on_tick(self)
-            time.sleep(TIMER_INTERVAL_S)
-        self.wm.event_timer_remove(self.timer)
-        raise AssertionError("the modal operator did not finish")
 
 
 def test_timer_probe_no_step_blocks_the_main_thread_while_the_backend_works(

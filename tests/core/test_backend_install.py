@@ -77,10 +77,11 @@ def test_check_passes_a_complete_environment():
     assert report.next_step == ""
 
 
-def test_check_without_torchvision_is_ready_but_says_what_will_not_load():
+def test_check_without_torchvision_is_ready_but_says_what_it_costs():
     report = install.parse_check(_check_output(torchvision=None), 0, "py")
     assert report.ok and report.missing == []
-    assert "no torchvision: Qwen-Image-Edit and FLUX.2 dev will not load" in report.summary
+    assert "no torchvision: Qwen-Image-Edit and FLUX.2 dev prepare their input pictures on " \
+        "the slower PIL path (both still run)" in report.summary
     assert "Install Backend" in report.next_step
 
 
