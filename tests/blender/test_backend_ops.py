@@ -136,6 +136,7 @@ def test_model_folders_and_cache_reach_the_backend_environment(addon, prefs, tmp
     assert bpy.ops.t2i.model_folder_add() == {"FINISHED"}
     assert bpy.ops.t2i.model_folder_remove() == {"FINISHED"}
     env = dict(addon.blender_t2i.scene.preferences.backend_config(bpy.context).env)
+    assert env.pop("T2I_MAX_MEGAPIXELS")  # always sent (the preference has a default)
     assert env == {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_CACHE": str(tmp_path / "hf" / "hub"),
                    "T2I_MODEL_FOLDERS": str(tmp_path / "ComfyUI" / "models")}
 
