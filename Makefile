@@ -9,9 +9,10 @@ VENVFARM := .venv-farm
 setup: $(VENV)/.installed $(VENV42)/.installed $(VENVFARM)/.installed
 
 # Blender 5.0.1 as a module + the backend stack (CPU torch): demo, tests, CI.
-$(VENV)/.installed: requirements/main.txt
+$(VENV)/.installed: requirements/main.txt requirements/data-only.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet -r requirements/main.txt
+	$(VENV)/bin/python -m pip install --quiet --no-deps -r requirements/data-only.txt
 	touch $@
 
 # Blender 4.2 LTS, the oldest supported version, for the Blender-facing tests.

@@ -151,7 +151,8 @@ class Runner:
         image = keep_unmasked(job, image)
         started = time.perf_counter()
         path = Path(request.output_dir) / f"{request.id}.png"
-        write_png_atomic(image, path, _png_parameters(request))
+        write_png_atomic(image, path,
+                         _png_parameters(request, type(loaded.pipe.scheduler).__name__))
         timings["write"] = round(time.perf_counter() - started, 4)
         return JobResult(paths=[str(path)], timings=timings, reused=loaded is reused,
                          peak_memory=torch.cuda.max_memory_allocated(cuda) if cuda else None,
@@ -164,7 +165,9 @@ class Runner:
         spec = request.model
         family = _family(spec)
         sources = self._resolve_weights(family, spec)
-        configs = _resolve_configs(family, spec, sources)
+        configs = weights.resolve_configs(family.NAME, getattr(family, "CONFIGS", {}), spec,
+                                          sources, self.cache_dir,
+                                          getattr(family, "SPLIT_ROLES", ()))
         device = pick_device(str(spec.get("device", "auto")))
         dtype = pick_dtype(device, str(spec.get("dtype", "auto")), family.ACCELERATOR_DTYPE)
         mode = choose_memory_mode(request.memory_mode, device,
@@ -393,30 +396,6 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def _resolve_configs(family: ModuleType, spec: dict[str, Any],
-                     sources: dict[str, weights.Source]) -> dict[str, str]:
-    """Config folders for single-file weights: `<role>_config` in the spec, else the family's
-    config repo from the HF cache."""
-    configs: dict[str, str] = {}
-    for role, source in sources.items():
-        if not source.is_file:
-            continue
-        reference = spec.get(f"{role}_config") or family.CONFIGS.get(role)
-        if not reference:
-            raise ModelNotFound(f"{role} '{source.reference}' is a single file and "
-                                f"{family.NAME} has no config for it: set '{role}_config'")
-        try:
-            configs[role] = str(weights.resolve(reference, f"{role} config").path)
-        except ModelNotFound as exc:
-            raise ModelNotFound(
-                f"{role} '{source.reference}' is a single-file checkpoint; loading it offline "
-                f"needs the {family.NAME} config '{reference}', which was not found: {exc}",
-                hint=f"Download the config once (`huggingface-cli download {reference} "
-                     "--exclude '*.safetensors'` plus any text encoders it lacks), or set "
-                     f"'{role}_config' to a diffusers folder of the same model.") from None
-    return configs
-
-
 def _adapter_name(path: Path, index: int) -> str:
     return f"lora{index}_" + re.sub(r"[^A-Za-z0-9_]", "_", path.stem)[:40]
 
@@ -577,9 +556,10 @@ def _read_depth_float(path: str, size: tuple[int, int]) -> np.ndarray:
         return np.where(background, 0.0, 1.0 / depth).astype(np.float32)
 
 
-def _png_parameters(request: GenerateRequest) -> dict[str, str]:
+def _png_parameters(request: GenerateRequest, scheduler_class: str) -> dict[str, str]:
     """The add-on's JobRecord of this request as text chunks, plus what the add-on added."""
-    return {**JobRecord.from_request(request).png_text(), **(request.metadata or {})}
+    return {**JobRecord.from_request(request).png_text(scheduler_class),
+            **(request.metadata or {})}
 
 
 def write_png_atomic(image: Image.Image, path: Path, text: dict[str, str]) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 from t2i_core.model_library import PickleInDisguise, UnreadableModel, read_header
 from t2i_core.protocol import MODEL_FOLDERS_ENV, ErrorCode
 
+from . import single_file_configs
 from .errors import BackendError, ModelNotFound, UnsafeModelFile
 
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl")
@@ -123,7 +124,7 @@ def resolve(reference: str, role: str) -> Source:
         raise ModelNotFound(
             f"{role} model '{reference}' is neither a local file or folder nor in the "
             f"Hugging Face cache ({hf_cache_dir()})",
-            hint=f"Download it once with `huggingface-cli download {repo}` "
+            hint=f"Download it once with `hf download {repo}` "
                  "(or point the setting at a local folder or .safetensors file).")
     if path.is_dir():
         check_folder(path)
@@ -251,6 +252,63 @@ def checkpoint_type(path: Path) -> str | None:
 
     view = _LazyTensorView(safetensors_header(path))
     try:
-        return infer_diffusers_model_type(view)
+        found = infer_diffusers_model_type(view)
     except (KeyError, AttributeError, TypeError, IndexError):
         return None
+    # "v1" is also diffusers' answer when nothing matched (a diffusers-layout transformer, a
+    # VAE): only a file with an LDM UNet is an SD 1.x checkpoint.
+    if found == "v1" and not any(key.startswith("model.diffusion_model.") for key in view):
+        return None
+    return found
+
+
+# --- configs for single files ---------------------------------------------------------------
+
+
+def resolve_configs(family: str, family_configs: dict[str, str], spec: dict[str, Any],
+                    sources: dict[str, Source], cache_dir: Path,
+                    split_roles: tuple[str, ...] = ()) -> dict[str, str]:
+    """The config folder each single-file role loads with, looked up offline in this order:
+    the spec's `<role>_config` (a folder, a cached repo id, or a shipped config's name), the
+    family's reference repo in the HF cache, the config shipped for the file's checkpoint type.
+    Diffusers folders need none, nor `split_roles` (parts configured from the base's folder)."""
+    configs: dict[str, str] = {}
+    for role, source in sources.items():
+        if source.is_file and role not in split_roles:
+            configs[role] = str(_single_file_config(family, family_configs.get(role), spec,
+                                                    role, source, cache_dir))
+    return configs
+
+
+def _single_file_config(family: str, family_repo: str | None, spec: dict[str, Any], role: str,
+                        source: Source, cache_dir: Path) -> Path:
+    chosen = spec.get(f"{role}_config")
+    if isinstance(chosen, str) and chosen in single_file_configs.CONFIGS:
+        return single_file_configs.materialize(chosen, cache_dir)
+    if chosen:
+        try:
+            return single_file_configs.complete(resolve(str(chosen), f"{role} config").path,
+                                                cache_dir)
+        except ModelNotFound as exc:
+            raise ModelNotFound(f"{role} '{source.reference}' is a single-file checkpoint and "
+                                f"its config '{chosen}' was not found: {exc}",
+                                hint=exc.hint) from None
+    if family_repo:
+        cached = locate(family_repo)
+        if cached is not None:
+            check_folder(cached)
+            return single_file_configs.complete(cached, cache_dir)
+    kind = checkpoint_type(source.path) if role != "vae" else None
+    shipped = single_file_configs.for_checkpoint(family, role, kind)
+    if shipped is not None:
+        return single_file_configs.materialize(shipped, cache_dir)
+    what = f"a '{kind}' checkpoint" if kind else "a single file"
+    looked = f"the {family_repo} config in the Hugging Face cache ({hf_cache_dir()})" \
+        if family_repo else "a config for it"
+    raise ModelNotFound(
+        f"{role} '{source.reference}' is {what}; loading it offline needs {looked}, and no "
+        f"config for it ships with the backend",
+        hint=(f"Download the config once (`hf download {family_repo} --exclude "
+              "\"*.safetensors\" --exclude \"*.bin\"`, plus any text encoders it lacks), or "
+              if family_repo else "")
+        + f"set '{role}_config' to a diffusers folder of the same model.")

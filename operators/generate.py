@@ -15,8 +15,9 @@ import random
 
 import bpy
 
-from ..blender_t2i.generation import queue_driver, submit
+from ..blender_t2i.generation import queue_driver, scene_job, submit
 from ..compositor.capture import CaptureError
+from ..t2i_core import job_request
 from ..t2i_core.backend_process import BackendFailure
 from ..t2i_core.files import os_error_text
 from ..t2i_core.job_queue import JobHandle, JobState, get_job_queue
@@ -121,7 +122,33 @@ class T2I_OT_randomize_seed(bpy.types.Operator):
         return {"FINISHED"}
 
 
-CLASSES = (T2I_OT_generate, T2I_OT_cancel_generate, T2I_OT_randomize_seed)
+class T2I_OT_use_trained_size(bpy.types.Operator):
+    """Generate at the size the model was trained at, with the render's aspect ratio, instead of
+    the render size"""
+
+    bl_idname = "t2i.use_trained_size"
+    bl_label = "Use the Model's Size"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        try:
+            preset, size = scene_job.preset_and_size(context.scene)
+        except (KeyError, ValueError) as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        advice = job_request.size_advice(size, preset)
+        if advice is None:
+            self.report({"INFO"}, f"{size[0]} x {size[1]} already suits {preset.label}")
+            return {"CANCELLED"}
+        settings = context.scene.t2i
+        settings.use_render_size = False
+        settings.width, settings.height = advice.size
+        self.report({"INFO"}, f"Generating at {advice.size[0]} x {advice.size[1]}")
+        return {"FINISHED"}
+
+
+CLASSES = (T2I_OT_generate, T2I_OT_cancel_generate, T2I_OT_randomize_seed,
+           T2I_OT_use_trained_size)
 
 
 register, unregister = bpy.utils.register_classes_factory(CLASSES)

@@ -35,12 +35,18 @@ BACKEND_PACKAGES: tuple[str, ...] = (
     "diffusers==0.42.1", "transformers==5.24.0", "accelerate==1.15.0", "safetensors==0.8.0",
     "peft==0.21.2", "huggingface-hub==1.33.0", "pillow==12.1.1", "numpy==1.26.4",
 )
+# Packages the backend only reads data files from, installed without their dependencies (which
+# would bring timm and another torchvision): open-clip-torch's CLIP BPE merges, the tokenizer
+# of single-file SD 1.5 / SD 2 / SDXL checkpoints (backend/single_file_configs).
+DATA_PACKAGES: tuple[str, ...] = ("open-clip-torch==3.3.0",)
 # Distribution names the check looks for (import names can differ: pillow -> PIL).
 REQUIRED = ("torch", "diffusers", "transformers", "accelerate", "safetensors", "peft",
             "huggingface-hub", "pillow", "numpy")
 # Optional packages: name -> what their absence costs.
 OPTIONAL = {"torchvision": "Qwen-Image-Edit and FLUX.2 dev prepare their input pictures on "
-                          "the slower PIL path (both still run)"}
+                          "the slower PIL path (both still run)",
+            "open-clip-torch": "single-file SD 1.5, SD 2 and SDXL checkpoints need their "
+                               "config repo in the Hugging Face cache"}
 # What the backend itself imports (after torch), checked by importing it: a package that is
 # installed but broken (a mismatched build) fails here, not in the middle of a job.
 IMPORTED = ("diffusers", "transformers", "torchvision")
@@ -76,6 +82,7 @@ def install_commands(base_python: str, venv_dir: Path, flavour: str,
         commands.append([base_python, "-m", "venv", str(venv_dir)])
     commands.append([*pip, *torch_source, *TORCH_PACKAGES])
     commands.append([*pip, *source, *BACKEND_PACKAGES])
+    commands.append([*pip, *source, "--no-deps", *DATA_PACKAGES])
     return commands
 
 

@@ -12,6 +12,25 @@ from typing import Any
 from .protocol import GenerateRequest
 
 PNG_PREFIX = "t2i:"
+A1111_KEY = "parameters"  # the PNG text chunk A1111 writes its settings to
+# diffusers scheduler class -> A1111's sampler and schedule type names
+A1111_SAMPLERS: dict[str, tuple[str, str]] = {
+    "EulerDiscreteScheduler": ("Euler", ""),
+    "EulerAncestralDiscreteScheduler": ("Euler a", ""),
+    "DDIMScheduler": ("DDIM", ""),
+    "PNDMScheduler": ("PLMS", ""),
+    "DPMSolverMultistepScheduler": ("DPM++ 2M", ""),
+    "UniPCMultistepScheduler": ("UniPC", ""),
+    "LMSDiscreteScheduler": ("LMS", ""),
+    "HeunDiscreteScheduler": ("Heun", ""),
+    "FlowMatchEulerDiscreteScheduler": ("Euler", "Simple"),
+}
+# the protocol's scheduler choices -> the class the backend runs for each
+_SCHEDULER_CLASSES = {"euler": "EulerDiscreteScheduler",
+                      "euler_a": "EulerAncestralDiscreteScheduler", "ddim": "DDIMScheduler",
+                      "dpmpp_2m": "DPMSolverMultistepScheduler",
+                      "dpmpp_2m_karras": "DPMSolverMultistepScheduler",
+                      "unipc": "UniPCMultistepScheduler"}
 # What the history keeps and "Reuse Settings" puts back: the settings that make an image.
 SETTINGS = ("model", "prompt", "negative_prompt", "seed", "steps", "guidance",
             "control_strength", "size")
@@ -79,8 +98,9 @@ class JobRecord:
             data["depth_range"] = tuple(data["depth_range"])
         return cls(**data)
 
-    def png_text(self) -> dict[str, str]:
-        """The PNG text chunks of the result: the settings that made it, as `t2i:` keys."""
+    def png_text(self, scheduler_class: str = "") -> dict[str, str]:
+        """The PNG text chunks of the result: the settings that made it, as `t2i:` keys, and
+        A1111's `parameters` chunk (`scheduler_class`: the diffusers scheduler that ran)."""
         text = {
             "prompt": self.prompt, "negative_prompt": self.negative_prompt,
             "seed": str(self.seed), "steps": str(self.steps), "guidance": str(self.guidance),
@@ -93,7 +113,38 @@ class JobRecord:
         if self.scheduler != "default":
             text["scheduler"] = self.scheduler
         return {**{PNG_PREFIX + key: value for key, value in text.items()},
+                A1111_KEY: self.a1111_parameters(scheduler_class),
                 **addon_png_text(self.model, self.depth_range)}
+
+    def a1111_parameters(self, scheduler_class: str = "") -> str:
+        """The settings as A1111 writes them ("infotext"), which A1111, Forge, ComfyUI and
+        image sites read: the prompt (with A1111's `<lora:name:weight>` tags, which is how
+        A1111 itself records LoRAs), a `Negative prompt:` line, then `Key: value` pairs."""
+        prompt = " ".join([self.prompt, *(f"<lora:{_stem(path)}:{weight:g}>"
+                                          for path, weight in self.loras)]).strip()
+        lines = [prompt]
+        if self.negative_prompt:
+            lines.append(f"Negative prompt: {self.negative_prompt}")
+        sampler, schedule = A1111_SAMPLERS.get(scheduler_class) or A1111_SAMPLERS.get(
+            _SCHEDULER_CLASSES.get(self.scheduler, ""), ("", ""))
+        if self.scheduler == "dpmpp_2m_karras":
+            schedule = "Karras"
+        pairs = [("Steps", str(self.steps)), ("Sampler", sampler), ("Schedule type", schedule),
+                 ("CFG scale", f"{self.guidance:g}"), ("Seed", str(self.seed)),
+                 ("Size", f"{self.size[0]}x{self.size[1]}"), ("Model", self.model_name())]
+        controlnet = self.model_spec.get("controlnet")
+        if isinstance(controlnet, str) and controlnet:
+            pairs.append(("ControlNet 0", json.dumps(
+                f"Module: none, Model: {_stem(controlnet)}, Weight: {self.control_strength:g}")))
+        pairs.append(("Version", "blender_t2i"))
+        lines.append(", ".join(f"{key}: {_infotext_value(value)}" for key, value in pairs
+                               if value))
+        return "\n".join(lines)
+
+    def model_name(self) -> str:
+        """The model as A1111 names it: the preset, else the base weights' file stem or repo."""
+        base = self.model_spec.get("base")
+        return self.model or (_stem(base) if isinstance(base, str) and base else "")
 
 
 def addon_png_text(preset: str, depth_range: tuple[float, float] | None) -> dict[str, str]:
@@ -105,3 +156,16 @@ def addon_png_text(preset: str, depth_range: tuple[float, float] | None) -> dict
     if depth_range is not None:
         text[PNG_PREFIX + "depth_range"] = f"{depth_range[0]:.6g}-{depth_range[1]:.6g}"
     return text
+
+
+def _stem(reference: str) -> str:
+    """A weights reference's short name: a file's stem, a folder's or repo's last part."""
+    name = reference.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    return name[: -len(".safetensors")] if name.endswith(".safetensors") else name
+
+
+def _infotext_value(value: str) -> str:
+    """A1111 splits the pairs at commas and colons; a value holding one is quoted."""
+    if value.startswith('"') or not any(c in value for c in ',:\n'):
+        return value
+    return json.dumps(value)

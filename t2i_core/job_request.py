@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import model_library, protocol
-from .presets import DEPTH_FLOAT, FAMILY_INFO, RENDER, FamilyInfo, Preset, snap_size
+from .presets import DEPTH_FLOAT, FAMILY_INFO, RENDER, TINY, FamilyInfo, Preset, snap_size
 
 PREVIEW_DEFAULT = {"every": 1, "max_size": 256}
 _stem_counter = itertools.count()
@@ -76,6 +76,38 @@ def job_size(render_width: int, render_height: int, percentage: int, use_render_
         raise ValueError(f"the image size {width}x{height} is empty: set a width and height")
     multiple = preset.size_multiple
     return snap_size(width, multiple), snap_size(height, multiple)
+
+
+# Within this factor of the area a model was trained at (smaller or larger), it composes as
+# trained; far beyond it, SD-class models repeat subjects (larger) or lose them (smaller).
+TRAINED_AREA_FACTOR = 2.0
+
+
+@dataclass(frozen=True)
+class SizeAdvice:
+    """A size the model was not trained for, and the nearest one it was (same aspect)."""
+
+    message: str
+    size: tuple[int, int]
+
+
+def size_advice(size: tuple[int, int], preset: Preset) -> SizeAdvice | None:
+    """None when `size` suits the preset's model; else why not and the size to use instead:
+    the model's trained area at the same aspect ratio, snapped to its multiple."""
+    if preset.weights.get("base") == TINY:  # random weights: trained at no size
+        return None
+    width, height = size
+    trained = preset.default_size
+    ratio = width * height / trained ** 2
+    if 1 / TRAINED_AREA_FACTOR <= ratio <= TRAINED_AREA_FACTOR:
+        return None
+    aspect = width / height
+    multiple = preset.size_multiple
+    suggested = (snap_size(round(trained * aspect ** 0.5), multiple),
+                 snap_size(round(trained / aspect ** 0.5), multiple))
+    effect = "repeated, broken subjects" if ratio > 1 else "blurred, broken pictures"
+    return SizeAdvice(f"{width} x {height} is {ratio:.1f}x the {trained} x {trained} pixels "
+                      f"{preset.label} was trained at: expect {effect}", suggested)
 
 
 def new_job_stem(preset: Preset, seed: int) -> str:

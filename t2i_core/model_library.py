@@ -558,12 +558,18 @@ def read_header(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     size = path.stat().st_size
     with open(path, "rb") as handle:
-        head = handle.read(8)
-        if head[:2] == b"PK" or head[:1] == b"\x80":
+        head = handle.read(9)
+        length = int.from_bytes(head[:8], "little") if len(head) == 9 else 0
+        # An 8-byte length, then JSON. The length's first byte may be anything (0x80, "P"
+        # in about 1 file in 128), so only a file that is not that is checked for a pickle's
+        # (0x80 + protocol) or a torch.save zip's (PK\3\4) signature.
+        plausible = head[8:9] == b"{" and 0 < length <= min(MAX_HEADER, size - 8)
+        if not plausible and (head[:4] == b"PK\x03\x04" or (
+                head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"))):
             raise PickleInDisguise("it is a pickle (torch.save) file named .safetensors")
-        length = int.from_bytes(head, "little") if len(head) == 8 else 0
-        if not 0 < length <= min(MAX_HEADER, size - 8):
+        if not plausible:
             raise UnreadableModel("its header is missing or cut off")
+        handle.seek(8)
         try:
             header = json.loads(handle.read(length))
         except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError

@@ -108,7 +108,7 @@ HINTS: dict[str, str] = {
     ErrorCode.BAD_REQUEST: "This is a bug in the caller; the backend log has the request.",
     ErrorCode.UNKNOWN_REQUEST: "The add-on and backend versions differ; reinstall the backend.",
     ErrorCode.MODEL_NOT_FOUND: (
-        "Download the model into the Hugging Face cache (huggingface-cli download <repo>) "
+        "Download the model into the Hugging Face cache (hf download <repo>) "
         "or point the model setting at a local diffusers folder."
     ),
     ErrorCode.MODEL_LOAD_FAILED: (

@@ -209,15 +209,71 @@ def load_pipeline(cls: Any, source: Source, dtype: torch.dtype, config: str | No
     return cls.from_pretrained(source.path, dtype=dtype, use_safetensors=True, **components)
 
 
+# Parts of a transformer pipeline a spec may name as files of their own, as ComfyUI keeps them
+# (models/vae, models/text_encoders); each is configured from the base's config folder.
+SPLIT_ROLES = ("vae", "text_encoder", "text_encoder_2")
+
+
 def load_transformer_pipeline(cls: Any, transformer_cls: Any, source: Source, dtype: torch.dtype,
-                              config: str | None = None, **components: Any) -> Any:
+                              config: str | None = None, parts: dict[str, Source] | None = None,
+                              **components: Any) -> Any:
     """Transformer families (FLUX, Z-Image, Qwen): a single file holds only the transformer, as
-    ComfyUI keeps it; text encoders, VAE and scheduler come from the config folder/repo."""
+    ComfyUI keeps it. The VAE and text encoders come from `parts` (files of their own) where
+    given, else with the tokenizers and scheduler from the config folder/repo, which then needs
+    only the configs of the parts given as files."""
+    root = Path(config) if source.is_file and config else source.path
+    for role, part in (parts or {}).items():
+        if role in SPLIT_ROLES:
+            components[role] = load_part(root, role, part, dtype)
     if not source.is_file:
         return cls.from_pretrained(source.path, dtype=dtype, use_safetensors=True, **components)
     components["transformer"] = load_model(transformer_cls, source, dtype, config,
                                            subfolder="transformer")
     return cls.from_pretrained(config, dtype=dtype, use_safetensors=True, **components)
+
+
+def load_part(root: Path, role: str, source: Source, dtype: torch.dtype) -> Any:
+    """A pipeline part (`vae`, `text_encoder`...) from its own file or folder, with the class
+    and config the pipeline folder `root` names for it. diffusers parts go through
+    from_single_file (original layouts are converted); transformers parts are built from the
+    config and the file's tensors, which transformers maps to its own names."""
+    try:
+        library, class_name = json.loads((root / "model_index.json").read_text())[role]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise BackendError(ErrorCode.MODEL_NOT_FOUND,
+                           f"{role} '{source.reference}' needs the pipeline's config folder to "
+                           f"say what it is, and {root} names no {role}") from None
+    if library == "diffusers":
+        import diffusers
+        from diffusers.loaders.single_file_model import SINGLE_FILE_LOADABLE_CLASSES
+
+        part_cls = getattr(diffusers, class_name)
+        if not source.is_file:
+            return part_cls.from_pretrained(source.path, dtype=dtype, use_safetensors=True)
+        if class_name not in SINGLE_FILE_LOADABLE_CLASSES:
+            raise BackendError(ErrorCode.MODEL_LOAD_FAILED,
+                               f"{role} '{source.reference}': diffusers cannot load a "
+                               f"{class_name} from a single file",
+                               hint=f"Leave '{role}' out: the {role} then comes from the "
+                                    "model's config folder with its weights.")
+        return part_cls.from_single_file(str(source.path), config=str(root), subfolder=role,
+                                         dtype=dtype, local_files_only=True)
+    import transformers
+
+    part_cls = getattr(transformers, class_name)
+    if not source.is_file:
+        return part_cls.from_pretrained(source.path, dtype=dtype, use_safetensors=True)
+    from safetensors.torch import load_file
+
+    state = load_file(str(source.path))
+    if any(key.endswith(("scale_weight", "scaled_fp8")) for key in state):
+        raise BackendError(ErrorCode.MODEL_LOAD_FAILED,
+                           f"{role} '{source.reference}' is a ComfyUI 'fp8_scaled' file, whose "
+                           "weights only ComfyUI can unscale",
+                           hint="Use the fp16/bf16 version of the same text encoder.")
+    state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+    part_config = part_cls.config_class.from_pretrained(root / role)
+    return part_cls.from_pretrained(None, config=part_config, state_dict=state, dtype=dtype)
 
 
 def check_family(source: Source, family: str, role: str, classes: Iterable[str],

@@ -30,6 +30,7 @@ NAME = "flux2"
 INFO = FAMILY_INFO[NAME]
 ACCELERATOR_DTYPE = torch.bfloat16
 FLOW_MATCH = True
+OPTIONAL_ROLES = SPLIT_ROLES = common.SPLIT_ROLES
 CONFIGS = {"base": "black-forest-labs/FLUX.2-klein-4B"}
 BASE_CLASSES = ("Flux2Pipeline", "Flux2KleinPipeline")
 
@@ -49,7 +50,7 @@ def load(weights: dict[str, Source], configs: dict[str, str | None], dtype: torc
     # names (a processor, which a tokenizer is not); None makes it skip the part instead.
     components = {"tokenizer": None} if tokenizer is not None else {}
     pipe = common.load_transformer_pipeline(cls, Flux2Transformer2DModel, base, dtype, config,
-                                            **components)
+                                            parts=weights, **components)
     if tokenizer is not None:
         pipe.register_modules(tokenizer=tokenizer)
     return pipe

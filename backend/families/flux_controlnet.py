@@ -29,6 +29,7 @@ NAME = "flux_controlnet"
 INFO = FAMILY_INFO[NAME]
 ACCELERATOR_DTYPE = torch.bfloat16
 FLOW_MATCH = True
+OPTIONAL_ROLES = SPLIT_ROLES = common.SPLIT_ROLES
 CONFIGS = {"base": "black-forest-labs/FLUX.1-dev",
            "controlnet": "Shakker-Labs/FLUX.1-dev-ControlNet-Depth"}
 BASE_CLASSES = ("FluxPipeline", "FluxControlNetPipeline")
@@ -43,7 +44,7 @@ def load(weights: dict[str, Source], configs: dict[str, str | None], dtype: torc
                                    configs.get("controlnet"))
     return common.load_transformer_pipeline(FluxControlNetPipeline, FluxTransformer2DModel,
                                             weights["base"], dtype, configs.get("base"),
-                                            controlnet=controlnet)
+                                            controlnet=controlnet, parts=weights)
 
 
 def run(pipe: Any, job: common.Job, callback: common.StepCallback,

@@ -26,6 +26,7 @@ NAME = "flux_depth"
 INFO = FAMILY_INFO[NAME]
 ACCELERATOR_DTYPE = torch.bfloat16
 FLOW_MATCH = True
+OPTIONAL_ROLES = SPLIT_ROLES = common.SPLIT_ROLES
 CONFIGS = {"base": "black-forest-labs/FLUX.1-Depth-dev"}
 BASE_CLASSES = ("FluxControlPipeline", "FluxPipeline")
 CHECKPOINT_TYPES = ("flux-depth", "flux-dev")
@@ -35,7 +36,8 @@ PREVIEW_TAESD = "madebyollin/taef1"
 def load(weights: dict[str, Source], configs: dict[str, str | None], dtype: torch.dtype) -> Any:
     common.check_family(weights["base"], NAME, "base", BASE_CLASSES, CHECKPOINT_TYPES)
     return common.load_transformer_pipeline(FluxControlPipeline, FluxTransformer2DModel,
-                                            weights["base"], dtype, configs.get("base"))
+                                            weights["base"], dtype, configs.get("base"),
+                                            parts=weights)
 
 
 def run(pipe: Any, job: common.Job, callback: common.StepCallback,

@@ -24,6 +24,7 @@ NAME = "flux_kontext"
 INFO = FAMILY_INFO[NAME]
 ACCELERATOR_DTYPE = torch.bfloat16
 FLOW_MATCH = True
+OPTIONAL_ROLES = SPLIT_ROLES = common.SPLIT_ROLES
 CONFIGS = {"base": "black-forest-labs/FLUX.1-Kontext-dev"}
 BASE_CLASSES = ("FluxKontextPipeline", "FluxPipeline")
 CHECKPOINT_TYPES = ("flux-dev",)
@@ -33,7 +34,8 @@ PREVIEW_TAESD = "madebyollin/taef1"
 def load(weights: dict[str, Source], configs: dict[str, str | None], dtype: torch.dtype) -> Any:
     common.check_family(weights["base"], NAME, "base", BASE_CLASSES, CHECKPOINT_TYPES)
     return common.load_transformer_pipeline(FluxKontextPipeline, FluxTransformer2DModel,
-                                            weights["base"], dtype, configs.get("base"))
+                                            weights["base"], dtype, configs.get("base"),
+                                            parts=weights)
 
 
 def reference(job: common.Job) -> Image.Image:

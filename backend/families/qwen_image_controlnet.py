@@ -26,6 +26,7 @@ NAME = "qwen_image_controlnet"
 INFO = FAMILY_INFO[NAME]
 ACCELERATOR_DTYPE = torch.bfloat16
 FLOW_MATCH = True
+OPTIONAL_ROLES = SPLIT_ROLES = common.SPLIT_ROLES
 CONFIGS = {"base": "Qwen/Qwen-Image", "controlnet": "InstantX/Qwen-Image-ControlNet-Union"}
 BASE_CLASSES = ("QwenImagePipeline", "QwenImageControlNetPipeline")
 
@@ -37,7 +38,8 @@ def load(weights: dict[str, Source], configs: dict[str, str | None], dtype: torc
                                    configs.get("controlnet"))
     return common.load_transformer_pipeline(QwenImageControlNetPipeline,
                                             QwenImageTransformer2DModel, weights["base"], dtype,
-                                            configs.get("base"), controlnet=controlnet)
+                                            configs.get("base"), controlnet=controlnet,
+                                            parts=weights)
 
 
 def run(pipe: Any, job: common.Job, callback: common.StepCallback,

@@ -29,6 +29,7 @@ NAME = "qwen_image_edit"
 INFO = FAMILY_INFO[NAME]
 ACCELERATOR_DTYPE = torch.bfloat16
 FLOW_MATCH = True
+OPTIONAL_ROLES = SPLIT_ROLES = common.SPLIT_ROLES
 CONFIGS = {"base": "Qwen/Qwen-Image-Edit-2511"}
 BASE_CLASSES = ("QwenImageEditPlusPipeline",)
 
@@ -54,7 +55,7 @@ def load(weights: dict[str, Source], configs: dict[str, str | None], dtype: torc
         components["processor"] = Qwen2VLImagesProcessor.from_pretrained(folder)
     return common.load_transformer_pipeline(QwenImageEditPlusPipeline,
                                             QwenImageTransformer2DModel, base, dtype, config,
-                                            **components)
+                                            parts=weights, **components)
 
 
 def run(pipe: Any, job: common.Job, callback: common.StepCallback,

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from diffusers import StableDiffusionDepth2ImgPipeline
+from diffusers import StableDiffusionDepth2ImgPipeline, StableDiffusionPipeline
 from PIL import Image
 
 from t2i_core.presets import FAMILY_INFO
@@ -36,8 +36,19 @@ PREVIEW_TAESD = "madebyollin/taesd"
 
 
 def load(weights: dict[str, Source], configs: dict[str, str | None], dtype: torch.dtype) -> Any:
-    common.check_family(weights["base"], NAME, "base", BASE_CLASSES, CHECKPOINT_TYPES)
-    return common.load_pipeline(StableDiffusionDepth2ImgPipeline, weights["base"], dtype,
+    base = weights["base"]
+    common.check_family(base, NAME, "base", BASE_CLASSES, CHECKPOINT_TYPES)
+    if base.is_file:
+        # StableDiffusionDepth2ImgPipeline has no from_single_file: the file's parts load as an
+        # SD pipeline's (the config's UNet has the fifth, depth, input channel).
+        parts = common.load_pipeline(StableDiffusionPipeline, base, dtype, configs.get("base"),
+                                     safety_checker=None, feature_extractor=None,
+                                     requires_safety_checker=False)
+        return StableDiffusionDepth2ImgPipeline(
+            vae=parts.vae, text_encoder=parts.text_encoder, tokenizer=parts.tokenizer,
+            unet=parts.unet, scheduler=parts.scheduler, depth_estimator=None,
+            feature_extractor=None)
+    return common.load_pipeline(StableDiffusionDepth2ImgPipeline, base, dtype,
                                 configs.get("base"), depth_estimator=None,
                                 feature_extractor=None)
 

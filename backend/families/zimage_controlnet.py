@@ -36,6 +36,7 @@ NAME = "zimage_controlnet"
 INFO = FAMILY_INFO[NAME]
 ACCELERATOR_DTYPE = torch.bfloat16
 FLOW_MATCH = True
+OPTIONAL_ROLES = SPLIT_ROLES = common.SPLIT_ROLES
 CONFIGS = {"base": "Tongyi-MAI/Z-Image-Turbo",
            "controlnet": "hlky/Z-Image-Turbo-Fun-Controlnet-Union"}
 BASE_CLASSES = ("ZImagePipeline", "ZImageControlNetPipeline")
@@ -52,7 +53,7 @@ def load(weights: dict[str, Source], configs: dict[str, str | None], dtype: torc
                                    configs.get("controlnet"))
     return common.load_transformer_pipeline(ZImageControlNetPipeline, ZImageTransformer2DModel,
                                             weights["base"], dtype, configs.get("base"),
-                                            controlnet=controlnet)
+                                            controlnet=controlnet, parts=weights)
 
 
 def run(pipe: Any, job: common.Job, callback: common.StepCallback,

@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..single_file_configs.clip_vocabulary import bytes_to_unicode
+
 QWEN_SPECIAL_TOKENS = ["<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
                        "<|image_pad|>", "<|video_pad|>"]
 # Enough of Qwen's chat template for the pipelines' apply_chat_template calls.
@@ -24,23 +26,9 @@ QWEN_CHAT_TEMPLATE = (
 )
 
 
-def _bytes_to_unicode() -> dict[int, str]:
-    """The byte -> printable-character table of byte-level BPE (as in GPT-2/CLIP)."""
-    printable = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-                 + list(range(ord("®"), ord("ÿ") + 1)))
-    chars = printable[:]
-    extra = 0
-    for byte in range(256):
-        if byte not in printable:
-            printable.append(byte)
-            chars.append(256 + extra)
-            extra += 1
-    return dict(zip(printable, (chr(c) for c in chars), strict=True))
-
-
 def write_clip_tokenizer_files(folder: Path) -> None:
     """A minimal byte-level BPE vocabulary CLIPTokenizer can load offline."""
-    symbols = list(_bytes_to_unicode().values())
+    symbols = list(bytes_to_unicode().values())
     vocab_list = symbols + [s + "</w>" for s in symbols]
     merges = [("t", "h"), ("th", "e</w>"), ("a", "n"), ("i", "n"), ("e", "r</w>")]
     vocab_list += ["".join(pair) for pair in merges]
@@ -72,7 +60,7 @@ def qwen2_tokenizer(max_length: int = 1024) -> Any:
     Ids: 256 bytes, 2 merges, <|endoftext|> = 258, then QWEN_SPECIAL_TOKENS (259...)."""
     from transformers import Qwen2Tokenizer
 
-    symbols = list(_bytes_to_unicode().values())
+    symbols = list(bytes_to_unicode().values())
     vocab = {s: i for i, s in enumerate(symbols)}
     merges = [("Ġ", "t"), ("h", "e")]
     for a, b in merges:

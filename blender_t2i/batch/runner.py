@@ -177,6 +177,10 @@ def run(scene: bpy.types.Scene, options: BatchOptions, say: Say = _print) -> int
     if shot is not None:
         return _run_shot_chunk(scene, options, depth, shot, say)
     preset, size = scene_job.preset_and_size(scene)
+    advice = job_request.size_advice(size, preset) if scene.t2i.use_render_size else None
+    if advice is not None:
+        say(f"warning: the render size {advice.message}; pass --size "
+            f"{advice.size[0]}x{advice.size[1]} for the size it was trained at")
     if depth.range_policy == "LOCKED" and not options.dry_run:
         depth = _lock(scene, size, options.frames, depth, say)
     settings = run_settings(scene, options, depth)

@@ -17,6 +17,7 @@ from bpy.props import (
 
 from ...t2i_core import backend_install
 from ...t2i_core.backend_process import BackendConfig
+from ...t2i_core.environment import hf_cache_environment
 from ...t2i_core.protocol import (
     A1111_ROOT_ENV,
     COMFYUI_ROOT_ENV,
@@ -70,7 +71,9 @@ class T2IPreferences(bpy.types.AddonPreferences):
         description="Install from this folder of wheels instead of the internet (offline)")
     hf_cache: StringProperty(
         name="Hugging Face Cache", subtype="DIR_PATH",
-        description="Where downloaded models live (empty: the default, ~/.cache/huggingface)")
+        description="The Hugging Face home folder, whose hub/ folder holds downloaded models "
+                    "(empty: the default, ~/.cache/huggingface or HF_HOME). Pointing at the "
+                    "hub folder itself also works")
     model_folders: CollectionProperty(type=T2IModelFolder)
     model_folder_index: IntProperty()
     a1111_root: StringProperty(
@@ -128,7 +131,7 @@ def backend_config(context: bpy.types.Context) -> BackendConfig:
     python, _source = resolve_backend_python(prefs)
     env: list[tuple[str, str]] = []
     if prefs.hf_cache:
-        env.append(("HF_HUB_CACHE", bpy.path.abspath(prefs.hf_cache)))
+        env.extend(hf_cache_environment(bpy.path.abspath(prefs.hf_cache)))
     env.append((MAX_MEGAPIXELS_ENV, f"{prefs.max_megapixels:g}"))
     folders = [bpy.path.abspath(item.path) for item in prefs.model_folders if item.path]
     if folders:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import bpy
 
+from ...t2i_core import job_request
 from ...t2i_core import model_library as lib
 from ...t2i_core.job_queue import JobQueue, Status, get_job_queue
 from ...t2i_core.presets import FAMILY_INFO, get_preset
-from ..generation import queue_driver
+from ..generation import queue_driver, scene_job
 from ..results import images as results
 from ..scene import library, model_picks
 from ..scene.preferences import ADDON_ID
@@ -79,6 +80,21 @@ def draw_generate(layout: bpy.types.UILayout, jobs: JobQueue) -> None:
         _wrapped_label(box, jobs.message, icon="ERROR")
 
 
+def draw_size_advice(layout: bpy.types.UILayout, scene: bpy.types.Scene) -> None:
+    """A render size far from the one the model was trained at: say so, offer that one."""
+    try:
+        preset, size = scene_job.preset_and_size(scene)
+    except (KeyError, ValueError):  # an empty size or unknown preset: Generate reports it
+        return
+    advice = job_request.size_advice(size, preset)
+    if advice is None:
+        return
+    box = layout.box()
+    _wrapped_label(box, advice.message, icon="ERROR")
+    box.operator("t2i.use_trained_size", text=f"Use {advice.size[0]} x {advice.size[1]}",
+                 icon="FULLSCREEN_EXIT")
+
+
 def _wrapped_label(layout: bpy.types.UILayout, text: str, icon: str = "NONE",
                    width: int = 48) -> None:
     """Long messages as several labels (a label does not wrap)."""
@@ -122,6 +138,7 @@ class T2I_PT_settings(_T2IPanel, bpy.types.Panel):
             pct = render.resolution_percentage
             col.label(text=f"{render.resolution_x * pct // 100} x "
                            f"{render.resolution_y * pct // 100} px (render, snapped)")
+            draw_size_advice(layout, context.scene)
         else:
             col.prop(settings, "width", text="Size X")
             col.prop(settings, "height", text="Y")

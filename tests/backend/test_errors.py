@@ -38,7 +38,7 @@ def test_uncached_repo_id_is_model_not_found(backend, sd15, make_job):
                                       "controlnet": str(sd15["controlnet"])}))
     assert final["code"] == ErrorCode.MODEL_NOT_FOUND
     assert "no-such-org/no-such-model" in final["message"]
-    assert "huggingface-cli download no-such-org/no-such-model" in final["hint"]
+    assert "hf download no-such-org/no-such-model" in final["hint"]
 
 
 def test_pickle_checkpoint_is_refused_with_how_to_convert(backend, sd15, make_job, tmp_path):

@@ -146,7 +146,7 @@ def test_model_folders_find_checkpoints_by_name_or_relative_path(tmp_path, monke
 
 
 def test_repo_ids_load_from_the_local_hf_cache(start_backend, sd15, make_job, hf_cache):
-    """`org/name` as found after `huggingface-cli download`, offline; the same pixels as the
+    """`org/name` as found after `hf download`, offline; the same pixels as the
     folders they came from."""
     hf_cache("t2i-test/tiny-sd15", sd15["base"])
     hf_cache("t2i-test/tiny-sd15-depth", sd15["controlnet"])

@@ -31,7 +31,8 @@ def prefs(addon):
 def wheelhouse(tmp_path_factory):
     install = sys.modules[MODULE].t2i_core.backend_install
     return build_backend_wheelhouse(tmp_path_factory.mktemp("wheels"),
-                                    [*install.TORCH_PACKAGES, *install.BACKEND_PACKAGES])
+                                    [*install.TORCH_PACKAGES, *install.BACKEND_PACKAGES,
+                                     *install.DATA_PACKAGES])
 
 
 def test_install_from_a_wheel_folder_then_check_the_new_environment(
@@ -135,7 +136,8 @@ def test_model_folders_and_cache_reach_the_backend_environment(addon, prefs, tmp
     assert bpy.ops.t2i.model_folder_add() == {"FINISHED"}
     assert bpy.ops.t2i.model_folder_remove() == {"FINISHED"}
     env = dict(addon.blender_t2i.scene.preferences.backend_config(bpy.context).env)
-    assert env == {"HF_HUB_CACHE": str(tmp_path / "hf"),
+    assert env.pop("T2I_MAX_MEGAPIXELS")  # always sent (the preference has a default)
+    assert env == {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_CACHE": str(tmp_path / "hf" / "hub"),
                    "T2I_MODEL_FOLDERS": str(tmp_path / "ComfyUI" / "models")}
 
 

@@ -161,6 +161,20 @@ def test_dry_run_lists_frames_without_generating(tmp_path):
     assert not out.exists()
 
 
+def test_a_render_size_the_model_was_not_trained_for_is_warned_about(tmp_path):
+    blend = _animated_blend(tmp_path / "shot.blend")
+    bpy.context.scene.render.resolution_x, bpy.context.scene.render.resolution_y = 1920, 1080
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    args = (str(blend), "--frames", "1", "--preset", "sd15-depth", "--out",
+            str(tmp_path / "out"), "--dry-run")
+    proc = _batch(*args)
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: the render size 1920 x 1080 is 7.9x the 512 x 512 pixels" in proc.stdout
+    assert "pass --size 680x384" in proc.stdout
+    proc = _batch(*args, "--size", "680x384")
+    assert proc.returncode == 0 and "warning" not in proc.stdout
+
+
 def _layout_blend(path: Path, build, **kwargs) -> Path:
     """One frame of a depth layout (tests/blender/depth_layouts.py), saved."""
     bpy.ops.wm.read_homefile(use_empty=True)

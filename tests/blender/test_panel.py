@@ -175,3 +175,22 @@ def test_the_projection_section_draws_project_bake_and_their_settings(scene, ui)
     assert "Select the meshes to project onto" in layout.texts()
     add_plane(scene).select_set(True)
     assert "Select the meshes to project onto" not in draw(ui.panel.T2I_PT_projection.draw).texts()
+
+
+def test_a_render_size_the_model_was_not_trained_for_is_flagged_with_a_fix(scene, ui):
+    add_camera(scene)
+    settings = scene.t2i
+    settings.model_preset = "sd15-depth"
+    settings.use_render_size = True
+    scene.render.resolution_x, scene.render.resolution_y = 1920, 1080
+    scene.render.resolution_percentage = 100
+    drawn = draw(ui.panel.T2I_PT_settings.draw)
+    assert any("1920 x 1080 is 7.9x the 512 x 512" in text for text in drawn.texts())
+    assert "Use 680 x 384" in drawn.texts() and "t2i.use_trained_size" in drawn.operators()
+    assert bpy.ops.t2i.use_trained_size() == {"FINISHED"}
+    assert (settings.use_render_size, settings.width, settings.height) == (False, 680, 384)
+    assert "t2i.use_trained_size" not in draw(ui.panel.T2I_PT_settings.draw).operators()
+    settings.use_render_size = True  # a size the model suits: no advice, nothing to do
+    scene.render.resolution_x, scene.render.resolution_y = 640, 480
+    assert "t2i.use_trained_size" not in draw(ui.panel.T2I_PT_settings.draw).operators()
+    assert bpy.ops.t2i.use_trained_size() == {"CANCELLED"}

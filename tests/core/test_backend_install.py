@@ -23,6 +23,7 @@ def test_cpu_install_creates_the_venv_and_takes_torch_from_pypi(tmp_path):
         ["/usr/bin/python3", "-m", "venv", str(venv)],
         [*pip, "torch==2.13.0", "torchvision==0.28.0"],
         [*pip, *install.BACKEND_PACKAGES],
+        [*pip, "--no-deps", "open-clip-torch==3.3.0"],
     ]
 
 
@@ -39,7 +40,7 @@ def test_a_wheel_folder_means_no_index_and_an_existing_venv_is_reused(tmp_path):
     (venv / "bin").mkdir(parents=True)
     (venv / "bin" / "python").touch()
     commands = install.install_commands("/usr/bin/python3", venv, "cuda", find_links="/wheels")
-    assert len(commands) == 2  # no venv command
+    assert len(commands) == 3  # no venv command
     for command in commands:
         assert command[6:9] == ["--no-index", "--find-links", "/wheels"]
         assert "--index-url" not in command
@@ -142,7 +143,8 @@ def test_cancel_terminates_the_running_command(tmp_path):
 
 def test_offline_install_into_a_new_venv_then_check_it(tmp_path):
     wheels = build_backend_wheelhouse(
-        tmp_path / "wheels", [*install.TORCH_PACKAGES, *install.BACKEND_PACKAGES])
+        tmp_path / "wheels",
+        [*install.TORCH_PACKAGES, *install.BACKEND_PACKAGES, *install.DATA_PACKAGES])
     venv = tmp_path / "backend-venv"
     commands = install.install_commands(sys.executable, venv, "cpu", find_links=str(wheels))
     run = install.CommandRun(commands, tmp_path / "install.log", "Install backend").start()

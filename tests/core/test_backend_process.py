@@ -72,8 +72,9 @@ def test_one_job_through_the_real_process(client, tmp_path):
         assert image.info["t2i:prompt"] == "a red cube"
         assert image.info["t2i:seed"] == "3"
         # the backend's text chunks are the add-on's record of the same request
-        text = {k: v for k, v in image.info.items() if k.startswith("t2i:")}
-    assert text == JobRecord.from_request(parse_generate(request)).png_text()
+        text = {k: v for k, v in image.info.items() if k.startswith("t2i:") or k == "parameters"}
+    assert text == JobRecord.from_request(parse_generate(request)).png_text(result["scheduler"])
+    assert text["parameters"].startswith("a red cube\nNegative prompt: blurry\nSteps: 3, ")
 
 
 def test_malformed_requests_get_errors_and_the_backend_keeps_serving(client, tmp_path):

@@ -55,3 +55,43 @@ def test_what_the_backend_writes_plus_the_addon_metadata_is_the_whole_record():
         "/jobs/j1_depth.png", "/jobs")))
     written = {**backend_side.png_text(), **addon_png_text(record.model, record.depth_range)}
     assert written == record.png_text()
+
+
+def _parse_infotext(text: str) -> tuple[str, str, dict[str, str]]:
+    """Read a `parameters` chunk the way A1111's infotext parser does: the last line holds
+    `Key: value` pairs (quoted values may hold commas), the line before may be the negative."""
+    import re
+
+    lines = text.split("\n")
+    pairs = dict(re.findall(r'\s*([\w ]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)', lines[-1]))
+    negative = ""
+    if len(lines) > 2 and lines[-2].startswith("Negative prompt: "):
+        negative = lines[-2][len("Negative prompt: "):]
+        lines = lines[:-1]
+    return "\n".join(lines[:-1]), negative, {k: v.strip() for k, v in pairs.items()}
+
+
+def test_the_parameters_chunk_is_a1111_infotext():
+    record = _record()
+    prompt, negative, pairs = _parse_infotext(record.png_text("EulerAncestralDiscreteScheduler")
+                                              ["parameters"])
+    assert (prompt, negative) == ("a barn", "fog")
+    assert pairs["Steps"] == "4" and pairs["Sampler"] == "Euler a"
+    assert pairs["CFG scale"] == "6.5" and pairs["Seed"] == "9" and pairs["Size"] == "96x64"
+    assert pairs["Model"] == "tiny-sd15-depth"
+    assert json.loads(pairs["ControlNet 0"]) == "Module: none, Model: tiny, Weight: 0.8"
+
+
+def test_parameters_name_the_loras_and_the_chosen_scheduler_without_a_negative():
+    from dataclasses import replace
+
+    record = replace(_record(), negative_prompt="", scheduler="dpmpp_2m_karras", model="",
+                     model_spec={"family": "sd15_controlnet",
+                                 "base": "/models/Stable-diffusion/dreamshaper_8.safetensors"},
+                     loras=(("/models/Lora/paper, cut.safetensors", 0.75),))
+    text = record.png_text()["parameters"]
+    prompt, negative, pairs = _parse_infotext(text)
+    assert prompt == "a barn <lora:paper, cut:0.75>" and negative == ""
+    assert "Negative prompt" not in text
+    assert pairs["Sampler"] == "DPM++ 2M" and pairs["Schedule type"] == "Karras"
+    assert pairs["Model"] == "dreamshaper_8" and "ControlNet 0" not in pairs

@@ -68,3 +68,23 @@ def test_job_stems_are_unique_and_name_preset_and_seed():
     assert len(set(stems)) == 1000
     assert all(stem.endswith("_sd15-depth_s42") for stem in stems)
     assert stems == sorted(stems)  # sortable: later stems sort later
+
+
+def test_a_render_size_far_from_the_trained_one_is_advised_against():
+    advice = jobs.size_advice((1920, 1080), SD15)
+    assert advice is not None
+    assert "1920 x 1080" in advice.message and "512 x 512" in advice.message
+    assert "repeated" in advice.message
+    width, height = advice.size  # the trained area at the render's aspect, snapped
+    assert (width, height) == (680, 384)
+    assert width % 8 == height % 8 == 0 and abs(width * height / 512 ** 2 - 1) < 0.01
+
+
+def test_sizes_near_the_trained_area_and_other_models_get_no_advice():
+    assert jobs.size_advice((512, 512), SD15) is None
+    assert jobs.size_advice((640, 480), SD15) is None
+    sdxl = get_preset("sdxl-depth")
+    assert jobs.size_advice((1920, 1080), sdxl) is None  # about 2 MP: SDXL's own range
+    small = jobs.size_advice((256, 192), sdxl)
+    assert small is not None and "blurred" in small.message
+    assert small.size == (1184, 888)
