@@ -284,20 +284,16 @@ def parse_generate(message: dict[str, Any]) -> GenerateRequest:
     if not values["output_dir"] or not os.path.isabs(values["output_dir"]):
         raise ProtocolError(ErrorCode.BAD_REQUEST, "generate: 'output_dir' must be an absolute "
                             "folder", job_id)
-    paths = [values[k] for k in ("output_dir", "control_image", "init_image", "mask_image",
-                                 "depth_float")
-             if values[k] is not None]
-    paths += [p for p in values["reference_images"] if isinstance(p, str)]
-    if any("\x00" in p for p in paths):
-        raise ProtocolError(ErrorCode.BAD_REQUEST, "generate: a path holds a NUL character",
-                            job_id)
-    if not all(os.path.isabs(p) for p in paths if p):  # never relative to the backend's cwd
-        raise ProtocolError(ErrorCode.BAD_REQUEST, "generate: image and folder paths must be "
-                            "absolute", job_id)
-    if values["metadata"] is not None and not all(
-            _png_keyword(k) and isinstance(v, str) for k, v in values["metadata"].items()):
-        raise ProtocolError(ErrorCode.BAD_REQUEST, "generate: 'metadata' must map PNG text "
-                            "keywords (1-79 Latin-1 characters) to strings", job_id)
+    paths = [(k, values[k]) for k in ("output_dir", "control_image", "init_image",
+                                       "mask_image", "depth_float") if values[k] is not None]
+    paths += [("reference_images", p) for p in values["reference_images"] if isinstance(p, str)]
+    for name, path in paths:
+        if "\x00" in path:
+            raise ProtocolError(ErrorCode.BAD_REQUEST, f"generate: '{name}' holds a NUL "
+                                "character", job_id)
+        if path and not os.path.isabs(path):  # never relative to the backend's cwd
+            raise ProtocolError(ErrorCode.BAD_REQUEST, f"generate: '{name}' must be an "
+                                "absolute path", job_id)
     for side in ("width", "height"):
         if not 8 <= values[side] <= MAX_SIDE:
             raise ProtocolError(ErrorCode.BAD_REQUEST,
