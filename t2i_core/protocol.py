@@ -294,6 +294,10 @@ def parse_generate(message: dict[str, Any]) -> GenerateRequest:
         if path and not os.path.isabs(path):  # never relative to the backend's cwd
             raise ProtocolError(ErrorCode.BAD_REQUEST, f"generate: '{name}' must be an "
                                 "absolute path", job_id)
+    if values["metadata"] is not None and not all(
+            _png_keyword(k) and isinstance(v, str) for k, v in values["metadata"].items()):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "generate: 'metadata' must map PNG text "
+                            "keywords (1-79 Latin-1 characters) to strings", job_id)
     for side in ("width", "height"):
         if not 8 <= values[side] <= MAX_SIDE:
             raise ProtocolError(ErrorCode.BAD_REQUEST,
