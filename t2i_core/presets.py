@@ -45,6 +45,10 @@ class FamilyInfo:
         return not self.flow_match
 
 
+# ComfyUI keeps the transformer families as separate files: the VAE and text encoders may be
+# named beside the diffusion model (backend/families/common.py loads them).
+SPLIT_ROLES = ("vae", "text_encoder", "text_encoder_2")
+
 FAMILY_INFO: dict[str, FamilyInfo] = {info.name: info for info in (
     FamilyInfo("sd15_controlnet", "SD 1.5 + ControlNet", 25, 7.5, 1.0, 8, 512,
                (DEPTH, RENDER), ("base", "controlnet"), inpaint=True),
@@ -56,24 +60,31 @@ FAMILY_INFO: dict[str, FamilyInfo] = {info.name: info for info in (
                (DEPTH, RENDER, DEPTH_FLOAT), ("base",), uses_control_strength=False),
     FamilyInfo("flux_depth", "FLUX.1 Depth", 30, 10.0, 1.0, 16, 1024,
                (DEPTH,), ("base",), uses_control_strength=False, uses_negative_prompt=False,
-               inpaint=True, flow_match=True),
+               inpaint=True, flow_match=True,
+               optional_roles=SPLIT_ROLES),
     FamilyInfo("flux_controlnet", "FLUX.1 + ControlNet", 28, 3.5, 0.5, 16, 1024,
                (DEPTH,), ("base", "controlnet"), uses_negative_prompt=False, inpaint=True,
-               flow_match=True),
+               flow_match=True,
+               optional_roles=SPLIT_ROLES),
     FamilyInfo("zimage_controlnet", "Z-Image Turbo + Fun ControlNet Union", 8, 0.0, 0.75, 16,
                1024, (DEPTH,), ("base", "controlnet"), inpaint=True,  # with ControlNet 2.x
-               flow_match=True),
+               flow_match=True,
+               optional_roles=SPLIT_ROLES),
     FamilyInfo("qwen_image_controlnet", "Qwen-Image + ControlNet Union", 30, 4.0, 1.0, 16, 1024,
-               (DEPTH,), ("base", "controlnet"), flow_match=True),
+               (DEPTH,), ("base", "controlnet"), flow_match=True,
+               optional_roles=SPLIT_ROLES),
     FamilyInfo("qwen_image_edit", "Qwen-Image-Edit 2511", 40, 4.0, 1.0, 16, 1024,
                (DEPTH, RENDER, REFERENCES), ("base",), uses_control_strength=False,
-               flow_match=True),
+               flow_match=True,
+               optional_roles=SPLIT_ROLES),
     FamilyInfo("flux_kontext", "FLUX.1 Kontext", 28, 2.5, 1.0, 16, 1024,
                (DEPTH, RENDER, REFERENCES), ("base",), uses_control_strength=False,
-               uses_negative_prompt=False, flow_match=True),
+               uses_negative_prompt=False, flow_match=True,
+               optional_roles=SPLIT_ROLES),
     FamilyInfo("flux2", "FLUX.2 (dev / klein)", 50, 4.0, 1.0, 16, 1024,
                (DEPTH, RENDER, REFERENCES), ("base",), uses_control_strength=False,
-               uses_negative_prompt=False, flow_match=True),
+               uses_negative_prompt=False, flow_match=True,
+               optional_roles=SPLIT_ROLES),
 )}
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from t2i_core import presets
 from t2i_core.protocol import ErrorCode, GenerateRequest
 
 from ..errors import BackendError, WrongModelFamily
@@ -211,7 +212,7 @@ def load_pipeline(cls: Any, source: Source, dtype: torch.dtype, config: str | No
 
 # Parts of a transformer pipeline a spec may name as files of their own, as ComfyUI keeps them
 # (models/vae, models/text_encoders); each is configured from the base's config folder.
-SPLIT_ROLES = ("vae", "text_encoder", "text_encoder_2")
+SPLIT_ROLES = presets.SPLIT_ROLES
 
 
 def load_transformer_pipeline(cls: Any, transformer_cls: Any, source: Source, dtype: torch.dtype,
