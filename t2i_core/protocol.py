@@ -53,7 +53,7 @@ DEFAULT_MAX_MEGAPIXELS = 4.2  # 2048 x 2048 fits
 # Working memory per megapixel beyond the weights, measured by bench/size_memory.py on SD 1.5's
 # real UNet and VAE shapes (fp32 on the CPU, halved for fp16 on a GPU; the VAE decodes in
 # tiles above 2.4 MP, which caps its share): what a size limit implies, said in the preferences.
-GIB_PER_MEGAPIXEL_FP16 = 0.0  # set from the bench
+GIB_PER_MEGAPIXEL_FP16 = 1.6  # bench: 3.22 GiB/MP in fp32 (256^2 vs 384^2, UNet step + decode)
 
 
 def working_memory_gib(megapixels: float) -> float:
