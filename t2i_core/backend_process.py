@@ -80,6 +80,11 @@ class BackendProcess:
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
+    @property
+    def returncode(self) -> int | None:
+        """The exit status once it has exited (None while it runs or before launch)."""
+        return self._process.poll() if self._process is not None else None
+
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
 

@@ -252,6 +252,11 @@ class JobQueue:
         running = self._process is not None and self._process.alive()
         if running and self._process.config == config:
             return
+        if self._process is not None and not running:
+            # It died and no poll has read its exit yet (a job submitted in between, e.g. the
+            # batch's next frame): its jobs fail now. Replacing it silently would leave them
+            # waiting on a process nobody reads, and the new one's heartbeats would hide it.
+            self._outbox += self._handle(self._process, _exit_event(self._process))
         if running:  # the preferences changed: the old backend goes once it is idle
             if self.current is not None:
                 return
@@ -435,6 +440,12 @@ class JobQueue:
         self._loaded_model = ""
         if process is not None:
             process.stop(wait=wait)
+
+
+def _exit_event(process: BackendProcess) -> dict[str, Any]:
+    """The exit event its reader thread posts (or is about to), taken now."""
+    returncode = process.returncode
+    return {"type": EXITED, "returncode": -1 if returncode is None else returncode}
 
 
 def _model_key(request: dict[str, Any]) -> str:

@@ -227,3 +227,34 @@ def test_a_camera_inside_an_object_exits_2_before_any_generation(tmp_path):
     assert "t2i_batch: error: camera 'Camera' is inside 'Crate'" in proc.stderr
     assert not (tmp_path / "out" / "manifest.json").exists()
 
+
+def _backend_child(pid: int) -> int | None:
+    """The backend process the batch's Blender started (its child running `-m backend`)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+            if b"backend" in cmdline and b"-m" in cmdline:
+                return int(child)
+    return None
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux's /proc")
+def test_a_backend_killed_mid_shot_is_restarted_and_its_frame_retried(tmp_path, backend):
+    blend = _animated_blend(tmp_path / "shot.blend")
+    out = tmp_path / "out"
+    proc = _batch(str(blend), "--frames", "1-3", "--preset", "tiny-sd15-depth", "--steps", "20",
+                  "--out", str(out / "f_###"), wait=False)
+    lines, killed = [], None
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line)
+        if killed is None and "frame 1 done" in line:
+            killed = _backend_child(proc.pid)
+            assert killed is not None, "no backend child found"
+            os.kill(killed, signal.SIGKILL)  # while frame 2 generates
+    assert proc.wait(timeout=600) == 0, "".join(lines)
+    text = "".join(lines)
+    assert "restarting it and retrying" in text, text
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert sorted(manifest["frames"]) == ["1", "2", "3"]
+    assert all((out / f"f_{frame:03d}.png").is_file() for frame in (1, 2, 3))

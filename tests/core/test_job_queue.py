@@ -342,3 +342,24 @@ def test_a_frozen_backend_is_noticed_killed_and_replaced(tmp_path, config, recor
               "after the freeze")
     finally:
         queue.stop()
+
+
+def test_a_job_submitted_after_an_unnoticed_crash_fails_the_lost_job_and_runs(
+        tmp_path, config, queue):
+    """The batch's case: the backend dies while the main thread captures the next frame and
+    submits it before any poll has read the exit. The job that was running must fail (so it is
+    retried), not wait forever on a replaced process whose successor's heartbeats hide it."""
+    lost = queue.submit(_job(tmp_path, "lost", steps=300), config)
+    while lost.step < 1:
+        queue.poll(timeout=0.1)
+    pid = queue.backend_pid
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while queue._process.alive() and time.monotonic() < deadline:  # no poll meanwhile
+        time.sleep(0.05)
+    after = queue.submit(_job(tmp_path, "after", steps=2), config)
+    with pytest.raises(BackendFailure) as failure:
+        lost.wait(timeout=60)
+    assert failure.value.code == "BACKEND_CRASHED", failure.value.report()
+    assert after.wait(timeout=180)["paths"]
+    assert queue.backend_pid != pid
