@@ -352,7 +352,7 @@ def _check_mask(values: dict[str, Any], job_id: str | None) -> None:
     mask = values["mask_image"]
     if mask is None:
         return
-    if not mask or not os.path.isabs(mask):
+    if not mask:  # a relative one is refused with the other paths, above
         raise ProtocolError(ErrorCode.BAD_REQUEST, "generate: 'mask_image' must be an absolute "
                             "path to a grey PNG (white = regenerate, black = keep)", job_id)
     if not values["init_image"]:
