@@ -54,6 +54,13 @@ class JobRecord:
     result: str = ""  # the result image
     timings: dict[str, float] = field(default_factory=dict)
     peak_memory: int | None = None  # bytes on the GPU (CUDA), for sizing farm nodes
+    # the pictures besides the depth: init (render or a carried frame), mask, references
+    init_image: str = ""
+    strength: float | None = None
+    mask_image: str = ""
+    reference_images: tuple[str, ...] = ()
+    # a temporal frame: {"keyframe": bool, "carried_from": frame or None, "carry": ...}
+    temporal: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_request(cls, request: GenerateRequest, preset: str = "",
@@ -66,7 +73,10 @@ class JobRecord:
                    size=(request.width, request.height),
                    loras=tuple((lora.path, lora.weight) for lora in request.loras),
                    scheduler=request.scheduler, depth_range=depth_range,
-                   depth=request.control_image)
+                   depth=request.control_image, init_image=request.init_image or "",
+                   strength=request.strength if request.init_image else None,
+                   mask_image=request.mask_image or "",
+                   reference_images=tuple(request.reference_images))
 
     def finished(self, result: dict[str, Any], **timings: float) -> JobRecord:
         """The record once the backend's `result` event is in (`timings`: the add-on's own,
@@ -84,6 +94,7 @@ class JobRecord:
         data = asdict(self)
         data["size"] = list(self.size)
         data["loras"] = [list(lora) for lora in self.loras]
+        data["reference_images"] = list(self.reference_images)
         data["depth_range"] = list(self.depth_range) if self.depth_range else None
         return json.dumps(data, indent=2)
 
@@ -94,6 +105,7 @@ class JobRecord:
         data = {k: v for k, v in data.items() if k in known}
         data["size"] = tuple(data["size"])
         data["loras"] = tuple(tuple(lora) for lora in data.get("loras", ()))
+        data["reference_images"] = tuple(data.get("reference_images", ()))
         if data.get("depth_range") is not None:
             data["depth_range"] = tuple(data["depth_range"])
         return cls(**data)

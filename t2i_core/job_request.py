@@ -17,7 +17,16 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import model_library, protocol
-from .presets import DEPTH_FLOAT, FAMILY_INFO, RENDER, TINY, FamilyInfo, Preset, snap_size
+from .presets import (
+    DEPTH_FLOAT,
+    FAMILY_INFO,
+    REFERENCES,
+    RENDER,
+    TINY,
+    FamilyInfo,
+    Preset,
+    snap_size,
+)
 
 PREVIEW_DEFAULT = {"every": 1, "max_size": 256}
 _stem_counter = itertools.count()
@@ -207,7 +216,8 @@ def inpaint_families() -> list[str]:
 
 def build_request(job_id: str, settings: JobSettings, control_image: str, output_dir: str, *,
                   init_image: str | None = None, depth_float: str | None = None,
-                  metadata: dict[str, str] | None = None) -> dict[str, Any]:
+                  metadata: dict[str, str] | None = None,
+                  reference_images: list[str] | None = None) -> dict[str, Any]:
     """The `generate` message for a job, validated: a ProtocolError or ValueError names the
     setting to fix, here rather than in the backend."""
     check_settings(settings)
@@ -236,6 +246,10 @@ def build_request(job_id: str, settings: JobSettings, control_image: str, output
         message["mask_image"] = settings.mask_image
     if depth_float is not None:
         message["depth_float"] = depth_float
+    if reference_images:
+        if REFERENCES not in family_info(settings).inputs:
+            raise ValueError(f"{family_info(settings).label} takes no reference pictures")
+        message["reference_images"] = list(reference_images)
     if metadata:
         message["metadata"] = dict(metadata)
     protocol.parse_generate(message)  # fail here, with the field's name, not in the backend

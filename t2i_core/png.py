@@ -89,3 +89,68 @@ def encode_png(pixels: np.ndarray, text: dict[str, str] | None = None, level: in
 def write_png(path: str | os.PathLike, pixels: np.ndarray,
               text: dict[str, str] | None = None, level: int = 6) -> Path:
     return write_bytes_atomic(path, encode_png(pixels, text, level))
+
+
+_CHANNELS = {0: 1, 2: 3, 6: 4}  # PNG colour type -> channels (grey, RGB, RGBA)
+
+
+def read_png(path: str | os.PathLike) -> np.ndarray:
+    """An 8-bit grey, RGB or RGBA, non-interlaced PNG (what this writer and the backend write)
+    as (H, W[, C]) uint8; ValueError naming the file for anything else or a broken file.
+    The add-on reads results back with it (temporal mode carries each into the next frame)."""
+    data = Path(path).read_bytes()
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError(f"'{path}' is not a PNG")
+    offset, header, idat = 8, b"", []
+    while offset + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[offset:offset + 8])
+        body = data[offset + 8:offset + 8 + length]
+        if kind == b"IHDR":
+            header = body
+        elif kind == b"IDAT":
+            idat.append(body)
+        elif kind == b"IEND":
+            break
+        offset += 12 + length
+    if len(header) != 13:
+        raise ValueError(f"'{path}' has no PNG header")
+    width, height, depth, colour, _comp, _filter, interlace = struct.unpack(">IIBBBBB", header)
+    if depth != 8 or colour not in _CHANNELS or interlace:
+        raise ValueError(f"'{path}' is not an 8-bit grey/RGB/RGBA non-interlaced PNG")
+    channels = _CHANNELS[colour]
+    stride = width * channels
+    try:
+        raw = zlib.decompress(b"".join(idat))
+    except zlib.error as exc:
+        raise ValueError(f"'{path}' is a broken PNG: {exc}") from None
+    if len(raw) != height * (stride + 1):
+        raise ValueError(f"'{path}' is a truncated PNG")
+    rows = np.frombuffer(raw, np.uint8).reshape(height, stride + 1)
+    out = np.zeros((height, stride), np.uint8)
+    previous = np.zeros(stride, np.int32)
+    for y in range(height):
+        kind, line = rows[y, 0], rows[y, 1:].astype(np.int32)
+        if kind == 0:
+            current = line
+        elif kind == 2:  # Up: all this project writes
+            current = (line + previous) & 0xFF
+        elif kind in (1, 3, 4):  # Sub, Average, Paeth: byte by byte
+            current = np.zeros(stride, np.int32)
+            for x in range(stride):
+                left = current[x - channels] if x >= channels else 0
+                up = previous[x]
+                corner = previous[x - channels] if x >= channels else 0
+                if kind == 1:
+                    guess = left
+                elif kind == 3:
+                    guess = (left + up) // 2
+                else:
+                    p = left + up - corner
+                    pa, pb, pc = abs(p - left), abs(p - up), abs(p - corner)
+                    guess = left if pa <= pb and pa <= pc else (up if pb <= pc else corner)
+                current[x] = (line[x] + guess) & 0xFF
+        else:
+            raise ValueError(f"'{path}' has an unknown PNG row filter {kind}")
+        out[y] = current
+        previous = current
+    return out.reshape(height, width, channels) if channels > 1 else out.reshape(height, width)

@@ -66,6 +66,12 @@ def capture(scene: bpy.types.Scene, size: tuple[int, int], options: DepthOptions
         depth = capture_depth(scene, *size, path=options.capture_path,
                               engine=options.capture_engine, max_side=options.max_side,
                               context=context)
+    check_capture(scene, depth)
+    return depth
+
+
+def check_capture(scene: bpy.types.Scene, depth: DepthCapture) -> None:
+    """CaptureError for a view that shows nothing and for a camera inside an object."""
     if depth.background.all():
         raise CaptureError(f"camera '{depth.camera}' sees nothing within its clip range "
                            f"({depth.clip_start:g}-{depth.clip_end:g} m): aim it at the scene")
@@ -76,7 +82,6 @@ def capture(scene: bpy.types.Scene, size: tuple[int, int], options: DepthOptions
             f"camera '{depth.camera}' is inside {inside}: it sees only the inside of its "
             f"faces, {seen.min():.3g}-{seen.max():.3g} m away. Move the camera out, or if it "
             f"is a room, flip its normals to face inward (Edit Mode > Mesh > Normals > Flip)")
-    return depth
 
 
 # Rays per side of the frame that test whether the camera is inside an object.
@@ -137,6 +142,14 @@ def make_control_image(scene: bpy.types.Scene, size: tuple[int, int], folder: Pa
     started = time.perf_counter()
     options = options or DepthOptions.from_scene(scene)
     depth = capture(scene, size, options, context)
+    return control_from_capture(depth, folder, stem, options, started)
+
+
+def control_from_capture(depth: DepthCapture, folder: Path, stem: str, options: DepthOptions,
+                         started: float | None = None) -> ControlImage:
+    """The control image's files from a depth already captured (by `capture`, or by the
+    motion capture's render in temporal mode, which gives depth and vectors at once)."""
+    started = time.perf_counter() if started is None else started
     value, image, depth_range = encode_capture(depth, options)
     text = {"t2i:encoding": options.encoding.lower(), "t2i:range": options.range_policy.lower(),
             "t2i:near": f"{depth_range.near:.6g}", "t2i:far": f"{depth_range.far:.6g}",

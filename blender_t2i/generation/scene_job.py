@@ -79,25 +79,32 @@ def job_settings(scene: bpy.types.Scene, context: bpy.types.Context | None = Non
 
 def prepare_job(scene: bpy.types.Scene, folder: Path, settings: JobSettings,
                 stem: str | None = None, depth_options: DepthOptions | None = None,
-                context: bpy.types.Context | None = None) -> PreparedJob:
+                context: bpy.types.Context | None = None, *,
+                control: ControlImage | None = None, init_image: Path | None = None,
+                reference_images: list[Path] | None = None) -> PreparedJob:
     """Capture the depth (and the colour render when the settings ask for it), then build
-    and validate the request. `depth_options` defaults to the scene's depth settings."""
+    and validate the request. `depth_options` defaults to the scene's depth settings.
+    Temporal mode (generation/temporal.py) passes what its one render per frame made: the
+    `control` image, the `init_image` (the frame's colour render or the carried frame) and
+    the edit families' `reference_images`; nothing is captured again for those."""
     stem = stem or job_request.new_job_stem(settings.preset, settings.seed)
     job_request.check_settings(settings)  # before spending a capture on it
     too_big = size_error(*settings.size, addon_preferences(context).max_megapixels)
     if too_big is not None:
         raise ValueError(f"{too_big}: lower the size or raise the limit")
-    control = make_control_image(scene, settings.size, folder, stem, depth_options, context)
-    init_image = None
-    if settings.use_render:
-        init_image = str(render_colour(scene, settings.size, folder / f"{stem}_render.png"))
+    if control is None:
+        control = make_control_image(scene, settings.size, folder, stem, depth_options, context)
+    init = str(init_image) if init_image is not None else None
+    if settings.use_render and init is None:
+        init = str(render_colour(scene, settings.size, folder / f"{stem}_render.png"))
     depth_range = (control.depth_range.near, control.depth_range.far)
     depth_float = None  # SD 2 depth2img reads the float map the capture wrote
     if job_request.takes_float_depth(settings) and control.path_exr is not None:
         depth_float = str(control.path_exr)
     request = job_request.build_request(
-        stem, settings, str(control.path), str(folder), init_image=init_image,
-        depth_float=depth_float, metadata=addon_png_text(settings.preset.name, depth_range))
+        stem, settings, str(control.path), str(folder), init_image=init,
+        depth_float=depth_float, metadata=addon_png_text(settings.preset.name, depth_range),
+        reference_images=[str(p) for p in reference_images or ()])
     record = JobRecord.from_request(parse_generate(request), settings.preset.name, depth_range)
     return PreparedJob(stem=stem, settings=settings, control=control, request=request,
                        record=record, folder=folder)

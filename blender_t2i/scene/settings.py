@@ -15,7 +15,7 @@ from bpy.props import (
 
 from ...compositor.compat import BLEND_RELATIVE_PATH
 from ...t2i_core.presets import FAMILY_INFO, PRESETS, REFERENCES, get_preset
-from . import depth_settings, model_picks, projection_settings
+from . import depth_settings, model_picks, projection_settings, temporal_settings
 from .history import T2IHistoryItem
 from .model_picks import SCHEDULER_ITEMS, T2ILoraItem, pick_property
 
@@ -53,6 +53,7 @@ class T2ISceneSettings(bpy.types.PropertyGroup):
     height: IntProperty(name="Height", default=512, min=0, max=8192, subtype="PIXEL")
     depth: PointerProperty(type=depth_settings.T2IDepthSettings)
     projection: PointerProperty(type=projection_settings.T2IProjectionSettings)
+    temporal: PointerProperty(type=temporal_settings.T2ITemporalSettings)
     # --- the panel's workflow (issue #5) ---
     use_random_seed: BoolProperty(
         name="Random Seed", default=False,
@@ -109,6 +110,7 @@ class T2ISceneSettings(bpy.types.PropertyGroup):
 def register() -> None:
     depth_settings.register()  # before T2ISceneSettings, which points at them
     projection_settings.register()
+    temporal_settings.register()
     model_picks.register()
     bpy.utils.register_class(T2ISceneSettings)
     bpy.types.Scene.t2i = bpy.props.PointerProperty(type=T2ISceneSettings)
@@ -118,5 +120,6 @@ def unregister() -> None:
     del bpy.types.Scene.t2i
     bpy.utils.unregister_class(T2ISceneSettings)
     model_picks.unregister()
+    temporal_settings.unregister()
     projection_settings.unregister()
     depth_settings.unregister()
