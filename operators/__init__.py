@@ -1,6 +1,7 @@
 """bpy operators under `t2i.`: thin layers that read settings, call the core, report."""
 
 from . import (
+    animation,
     backend,
     capture,
     compositor_nodes,
@@ -12,7 +13,7 @@ from . import (
     views,
 )
 
-MODULES = (capture, depth_preview, generate, backend, outputs, views, history,
+MODULES = (capture, depth_preview, generate, animation, backend, outputs, views, history,
            compositor_nodes, models)
 
 

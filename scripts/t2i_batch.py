@@ -10,6 +10,8 @@ locked over all frames by default, so frames do not flicker from range changes a
 
 Writes per frame <name>.png (result), <name>_depth.png (what the model saw), _depth16.png,
 _depth.exr and <name>.json, plus manifest.json in the output folder, each file atomically.
+With --temporal also motion_<frame>.npz (depth + vectors), <name>_carried.png (the previous
+result warped to this frame) and <name>_mask.png (white: regenerated).
 
 On a render farm: one `--prepare` task writes shot.json (the depth range locked over the
 whole shot, the seed plan, the settings' hash) into --out; then chunk tasks with the same
@@ -91,6 +93,20 @@ def build_parser(epilog: str = "") -> argparse.ArgumentParser:
     parser.add_argument("--far", type=float, help="far distance for --depth-range manual")
     parser.add_argument("--init", choices=["render"],
                         help="render: the frame's colour render as the init image (img2img)")
+    temporal = parser.add_argument_group(
+        "temporal mode", "carry each frame's result into the next along Blender's motion "
+        "vectors (docs/temporal.md); frames run in order and must be consecutive")
+    temporal.add_argument("--temporal", action="store_true",
+                          help="warp each result to the next frame: its still-visible part is "
+                               "carried, what was occluded or newly revealed is regenerated")
+    temporal.add_argument("--carry", type=float, default=None, metavar="F",
+                          help="0..1, how strongly a frame carries into the next where it "
+                               "stays visible (1: kept exactly; default: the scene's)")
+    temporal.add_argument("--keyframe-every", type=int, default=None, metavar="K",
+                          help="a fresh frame every K frames (0: only the first; default: "
+                               "the scene's)")
+    temporal.add_argument("--mask-dilate", type=int, default=None, metavar="PX",
+                          help="pixels the occluded area grows by (default: the scene's)")
     parser.add_argument("--out", required=True,
                         help="output folder, or a path whose name holds '#' frame padding "
                              "(//sh010/frame_####); // is the .blend's folder")
@@ -301,6 +317,18 @@ def _options(args: argparse.Namespace, scene, pure, batch, core, bpy):
         raise plan.PlanError("--steps must be at least 1")
     if args.retries < 0:
         raise plan.PlanError("--retries must be 0 or more")
+    temporal = None
+    if args.temporal:
+        base = scene.t2i.temporal.options()
+        temporal = replace(base, **{name: value for name, value in (
+            ("carry", args.carry), ("keyframe_every", args.keyframe_every),
+            ("mask_dilate", args.mask_dilate)) if value is not None})
+        try:
+            temporal.check()
+        except ValueError as exc:
+            raise plan.PlanError(f"--temporal: {exc}") from None
+    elif any(v is not None for v in (args.carry, args.keyframe_every, args.mask_dilate)):
+        raise plan.PlanError("--carry, --keyframe-every and --mask-dilate need --temporal")
     model = None
     if args.model:
         try:
@@ -329,7 +357,8 @@ def _options(args: argparse.Namespace, scene, pure, batch, core, bpy):
         near_far=(args.near, args.far) if args.depth_range == "manual" else None,
         init=args.init, resume=args.resume, dry_run=args.dry_run, retries=args.retries,
         device=device, prepare=args.prepare, shot=args.shot,
-        base=args.base, controlnet=args.controlnet, loras=loras, scheduler=args.scheduler)
+        base=args.base, controlnet=args.controlnet, loras=loras, scheduler=args.scheduler,
+        temporal=temporal)
 
 
 def _lora(value: str, plan) -> tuple[str, float]:

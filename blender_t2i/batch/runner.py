@@ -14,6 +14,7 @@ folder) checks itself against it, claims its frames and records each one
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import sys
@@ -26,15 +27,19 @@ from typing import Any
 import bpy
 
 from ...t2i_core import batch_plan, job_request
+from ...t2i_core import depth_encoding as encode
 from ...t2i_core.backend_process import BackendConfig, BackendFailure
 from ...t2i_core.batch_plan import Manifest, OutputPattern, PlanError
 from ...t2i_core.farm_worker import WorkerUnfit, device_problem, model_cache_text
 from ...t2i_core.job_queue import JobHandle, JobQueue, get_job_queue
+from ...t2i_core.job_record import JobRecord
+from ...t2i_core.motion import MotionFrame
 from ...t2i_core.presets import get_preset
 from ...t2i_core.protocol import ErrorCode
 from ...t2i_core.shot_folder import ShotFolder, Worker
 from ...t2i_core.shot_plan import ShotMismatch, ShotPlan
-from ..generation import scene_job
+from ...t2i_core.temporal_frame import TemporalOptions
+from ..generation import scene_job, temporal
 from ..generation.depth_control import CaptureError, DepthOptions, lock_depth_range
 from ..generation.render_hooks import own_renders
 from ..scene import model_picks
@@ -72,6 +77,8 @@ class BatchOptions:
     controlnet: str | None = None
     loras: list[tuple[str, float]] | None = None  # replaces the scene's LoRA stack
     scheduler: str | None = None
+    # temporal mode (docs/temporal.md): each frame carried into the next; None = off
+    temporal: TemporalOptions | None = None
 
 
 class BatchFailed(Exception):
@@ -131,6 +138,7 @@ def run_settings(scene: bpy.types.Scene, options: BatchOptions,
         "memory_mode": base.memory_mode, "device": base.device,
         "picks": base.picks, "loras": [list(lora) for lora in base.loras],
         "scheduler": base.scheduler,
+        **({"temporal": options.temporal.to_dict()} if options.temporal else {}),
     }
 
 
@@ -166,6 +174,8 @@ def run(scene: bpy.types.Scene, options: BatchOptions, say: Say = _print) -> int
     job_request.check_settings(chosen)
     for warning in job_request.lora_warnings(chosen):
         say(f"warning: {warning}")
+    if options.temporal is not None:
+        _check_temporal(options, chosen)
     depth = depth_options(scene, options)
     shot = ShotPlan.read(options.out.folder)
     if options.prepare:
@@ -181,6 +191,8 @@ def run(scene: bpy.types.Scene, options: BatchOptions, say: Say = _print) -> int
     if advice is not None:
         say(f"warning: the render size {advice.message}; pass --size "
             f"{advice.size[0]}x{advice.size[1]} for the size it was trained at")
+    if options.temporal is not None:
+        return _run_temporal(scene, options, depth, say)
     if depth.range_policy == "LOCKED" and not options.dry_run:
         depth = _lock(scene, size, options.frames, depth, say)
     settings = run_settings(scene, options, depth)
@@ -353,16 +365,7 @@ def _generate_frames(scene: bpy.types.Scene, options: BatchOptions, depth: Depth
     def finish(item: _InFlight, result: dict[str, Any]) -> None:
         nonlocal done
         job_record = scene_job.record_result(item.job, result)
-        control = item.job.control
-        files = [Path(job_record.result), control.path, control.path16]
-        if "init_image" in item.job.request:
-            files.append(Path(item.job.request["init_image"]))
-        if control.path_exr is not None:
-            files.append(control.path_exr)
-        files.append(item.job.folder / f"{item.job.stem}.json")
-        record(item.frame, files, {"seed": job_record.seed, "prompt": job_record.prompt,
-                                   "depth_range": list(job_record.depth_range or ()),
-                                   "timings": job_record.timings})
+        record(item.frame, _frame_files(item.job, job_record), _frame_info(job_record))
         done += 1
         elapsed = time.perf_counter() - started
         eta = elapsed / done * max(total - done, 0)
@@ -393,6 +396,166 @@ def _generate_frames(scene: bpy.types.Scene, options: BatchOptions, depth: Depth
     finally:
         scene.frame_set(current)
     return done
+
+
+def _frame_files(job: scene_job.PreparedJob, job_record: JobRecord) -> list[Path]:
+    """What the manifest lists (and hashes) for a finished frame."""
+    control = job.control
+    files = [Path(job_record.result), control.path, control.path16]
+    if "init_image" in job.request:
+        files.append(Path(job.request["init_image"]))
+    if control.path_exr is not None:
+        files.append(control.path_exr)
+    files.append(job.folder / f"{job.stem}.json")
+    return files
+
+
+def _frame_info(job_record: JobRecord) -> dict[str, Any]:
+    info: dict[str, Any] = {"seed": job_record.seed, "prompt": job_record.prompt,
+                            "depth_range": list(job_record.depth_range or ()),
+                            "timings": job_record.timings}
+    if job_record.temporal:
+        info["temporal"] = job_record.temporal
+    return info
+
+
+def _check_temporal(options: BatchOptions, chosen: job_request.JobSettings) -> None:
+    """PlanError when the run cannot be temporal: a farm chunk (each frame needs the one
+    before), frames that are not consecutive, a family that takes no carried frame."""
+    assert options.temporal is not None
+    if options.prepare or options.shot or ShotPlan.read(options.out.folder) is not None:
+        raise PlanError("temporal mode carries each frame into the next, so its shot cannot be "
+                        "split into farm chunks (--prepare/--shot, or a folder holding a "
+                        "shot.json): run the whole shot as one task into its own --out; "
+                        "--resume continues it after an interruption")
+    frames = options.frames
+    skips = [b for a, b in itertools.pairwise(frames) if b != a + 1]
+    if skips:
+        raise PlanError(f"temporal mode needs consecutive frames (motion vectors reach only "
+                        f"the next frame): --frames {batch_plan.frames_text(frames)} skips "
+                        f"before frame {skips[0]}")
+    try:
+        temporal.check_temporal(chosen, options.temporal)
+    except ValueError as exc:
+        raise PlanError(str(exc)) from None
+
+
+def _motion_fits(motion: MotionFrame | None, size: tuple[int, int], colour: bool) -> bool:
+    """A saved capture is reused only at the generation size and with its colour render."""
+    if motion is None or motion.size != tuple(size):
+        return False
+    return not colour or (motion.colour is not None and Path(motion.colour).is_file())
+
+
+def _run_temporal(scene: bpy.types.Scene, options: BatchOptions, depth: DepthOptions,
+                  say: Say) -> int:
+    """The shot in order, each frame carried into the next (generation/temporal.py). First
+    one render per frame (depth + vectors, + colour with --init render), saved as
+    motion_<frame>.npz, from whose depth the locked range comes; then the frames. With
+    --resume the saved captures are reused and the run continues after the last finished
+    frame, carrying that frame's result from the manifest, so it makes the same frames as a
+    run that was never interrupted."""
+    assert options.temporal is not None
+    preset, size = scene_job.preset_and_size(scene)
+    folder, frames = options.out.folder, options.frames
+    colour = options.init == "render"
+
+    def plan_of(frame: int) -> tuple[int, str]:
+        return (batch_plan.frame_seed(scene.t2i.seed, frame, options.seed_mode),
+                batch_plan.prompt_for(frame, options.prompts, scene.t2i.prompt))
+
+    if options.dry_run:
+        say(f"{len(frames)} frames in temporal mode, {preset.name} at {size[0]}x{size[1]} "
+            f"-> {folder}")
+        _say_plan(frames, options, plan_of, say)
+        return 0
+    folder.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    current = scene.frame_current
+    ranges, captured = [], 0
+    try:
+        for frame in frames:
+            motion = temporal.saved_motion(folder, frame) if options.resume else None
+            if not _motion_fits(motion, size, colour):
+                motion = temporal.capture_frame(scene, frame, size, folder, colour)
+                captured += 1
+            assert motion is not None
+            if depth.range_policy == "LOCKED":
+                ranges.append(encode.auto_range(motion.depth, motion.background, depth.encoding))
+    finally:
+        scene.frame_set(current)
+    say(f"{captured} of {len(frames)} frames captured (depth + motion vectors, one render "
+        f"each) in {time.perf_counter() - started:.1f} s")
+    if ranges:
+        locked = encode.union_range(ranges)
+        depth = replace(depth, locked=(locked.near, locked.far))
+        say(f"depth range locked over {len(frames)} frames: {locked.near:.4g}-{locked.far:.4g} m")
+    manifest = (Manifest.resume(folder, run_settings(scene, options, depth)) if options.resume
+                else Manifest(folder, run_settings(scene, options, depth)))
+    first = next((i for i, f in enumerate(frames) if not manifest.is_done(f)), len(frames))
+    todo = frames[first:]
+    shot = options.temporal
+    say(f"{len(frames)} frames, {len(todo)} to generate"
+        + (f" ({first} already done)" if first else "") + f", temporal (carry {shot.carry:g}, "
+        f"keyframe every {shot.keyframe_every or 'never'}), {preset.name} at "
+        f"{size[0]}x{size[1]} -> {folder}")
+    previous = None
+    if todo and first > 0:
+        before = frames[first - 1]
+        motion = temporal.saved_motion(folder, before)
+        assert motion is not None  # the manifest lists (and hashed) it
+        previous = temporal.CarriedFrame(motion, folder / manifest.frames[before]["files"][0])
+        say(f"carrying frame {before}'s result into frame {todo[0]}")
+    base = _job_settings(scene, options, model=options.model or {}, use_render=colour)
+    jobs = get_job_queue()
+    started = time.perf_counter()
+    done = 0
+    try:
+        with own_renders():
+            for index in range(first, len(frames)):
+                frame = frames[index]
+                scene.frame_set(frame)
+                seed, prompt = plan_of(frame)
+                motion = temporal.saved_motion(folder, frame)
+                assert motion is not None
+                try:
+                    job = temporal.prepare_frame(
+                        scene, folder, base.but(seed=seed, prompt=prompt),
+                        options.out.stem(frame), index, motion, previous, shot, depth)
+                except CaptureError as exc:
+                    raise CaptureError(f"frame {frame}: {exc}") from None
+                except ValueError as exc:
+                    raise PlanError(f"frame {frame}: {exc}") from None
+                item = _InFlight(frame, job, jobs.submit(job.request, options.backend))
+                result = _wait_retrying(options, jobs, item)
+                job_record = scene_job.record_result(item.job, result)
+                files = _frame_files(item.job, job_record)
+                files += [f for f in temporal.job_files(item.job) if f not in files]
+                manifest.add(frame, files, **_frame_info(job_record))
+                previous = temporal.CarriedFrame(motion, Path(job_record.result))
+                done += 1
+                eta = (time.perf_counter() - started) / done * (len(todo) - done)
+                say(f"frame {frame} done ({done}/{len(todo)}) in "
+                    f"{result.get('timings', {}).get('total', 0):.1f} s"
+                    + ("" if job_record.temporal.get("keyframe") else
+                       f", carried from frame {job_record.temporal['carried_from']}")
+                    + f", ETA {batch_plan.eta_text(eta)}")
+    finally:
+        scene.frame_set(current)
+    return done
+
+
+def _wait_retrying(options: BatchOptions, jobs: JobQueue, item: _InFlight) -> dict[str, Any]:
+    """One frame's result, its job sent again (at most `retries` times) when the backend
+    crashed or hung."""
+    while True:
+        try:
+            return item.handle.wait()
+        except BackendFailure as exc:
+            _check_device(options, jobs)
+            if exc.code not in (ErrorCode.BACKEND_CRASHED, ErrorCode.BACKEND_TIMEOUT):
+                raise BatchFailed(f"frame {item.frame}: {exc.report()}", exc.code) from None
+            _retry(options, [item], exc)
 
 
 def _retry(options: BatchOptions, in_flight: list[_InFlight], failure: BackendFailure) -> None:

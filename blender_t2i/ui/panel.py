@@ -268,6 +268,28 @@ class T2I_PT_depth(_T2IPanel, bpy.types.Panel):
                          icon="IMAGE_DATA")
 
 
+class T2I_PT_animation(_T2IPanel, bpy.types.Panel):
+    bl_label = "Animation"
+    bl_parent_id = "T2I_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        scene = context.scene
+        temporal = scene.t2i.temporal
+        layout.label(text=f"Frames {scene.frame_start}-{scene.frame_end} (scene range)")
+        layout.prop(temporal, "enabled")
+        col = layout.column()
+        col.active = temporal.enabled
+        col.prop(temporal, "carry", slider=True)
+        col.prop(temporal, "keyframe_every")
+        col.prop(temporal, "mask_dilate")
+        row = layout.row()
+        row.scale_y = 1.3
+        row.enabled = not get_job_queue().busy
+        row.operator("t2i.generate_animation", icon="RENDER_ANIMATION")
+
+
 class T2I_PT_output(_T2IPanel, bpy.types.Panel):
     bl_label = "Output"
     bl_parent_id = "T2I_PT_main"
@@ -422,7 +444,8 @@ def draw_status_bar(self, _context: bpy.types.Context) -> None:
 
 
 CLASSES = (T2I_UL_history, T2I_UL_loras, T2I_PT_main, T2I_PT_models, T2I_PT_settings,
-           T2I_PT_depth, T2I_PT_output, T2I_PT_projection, T2I_PT_history, T2I_PT_backend)
+           T2I_PT_depth, T2I_PT_animation, T2I_PT_output, T2I_PT_projection, T2I_PT_history,
+           T2I_PT_backend)
 
 
 def register() -> None:
