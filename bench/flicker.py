@@ -10,9 +10,10 @@ tiny SD 1.5 model, in one Blender with one warm backend:
   drift   = mean |temporal_n - perframe_n| over the whole picture (stable must not mean frozen)
 
 and prints both for per-frame and for temporal mode at several carries, the flicker ratio
-(goal: temporal <= 0.3x per-frame) and the time ratio. It first checks that the tiny model
-responds to what it is given: other depth -> other picture, other init picture -> other
-picture (img2img), since a model that ignored them would make any flicker figure meaningless.
+(goal: temporal <= 0.3x per-frame) and the time ratio; and, for scale, the flicker of the
+first frame simply held (frozen: low flicker there would need no motion). It first checks
+that the tiny model responds to what it is given: other depth -> other picture, other init
+picture -> other picture (img2img), since a model that ignored them would make any flicker figure meaningless.
 
     .venv/bin/python bench/flicker.py [--frames 12] [--size 128x128] [--steps 8]
 """
@@ -143,11 +144,16 @@ def main() -> int:
         else:
             shutil.rmtree(scratch, ignore_errors=True)
     base_flicker = flicker(perframe)
+    frozen = [perframe[0]] * len(frames)  # the first frame held: what "stable" must not be
+    frozen_drift = statistics.mean(np.abs(f - p).mean() for f, p in zip(frozen, perframe,
+                                                                        strict=True))
     print(f"shot: {args.frames} frames at {width}x{height}, {args.steps} steps, tiny-sd15-depth; "
           f"capture (depth + vectors, one render per frame) {capture_s / args.frames:.3f} s/frame")
     print(f"model responds: mean |frame_n - frame_n-1| per-frame {depth_response:.2f} (depth), "
           f"|img2img(A) - img2img(B)| {init_response:.2f} (init picture, strength 0.6)")
     print(f"per-frame: flicker {base_flicker:.2f}, {perframe_s / args.frames:.3f} s/frame")
+    print(f"frozen (frame 1 held, not warped): flicker {flicker(frozen):.2f} = "
+          f"{flicker(frozen) / base_flicker:.3f}x per-frame, drift mean {frozen_drift:.2f}")
     for carry, (value, drift, last, seconds) in results.items():
         print(f"temporal carry {carry:g}: flicker {value:.2f} = {value / base_flicker:.3f}x "
               f"per-frame (goal <= 0.3x), drift mean {drift:.2f} / last frame {last:.2f}, "

@@ -501,27 +501,3 @@ def raycast_depth(scene, width: int, height: int, step: int = 1, skip=frozenset(
                     hit[row, col] = obj.original.name if obj is not None else ""
     return z, hit
 
-
-def moving_shot(scene, frames: int = 6, size: tuple[int, int] = (64, 64)):
-    """A shot for temporal mode: a camera 10 m above a floor sliding 2 m along X while a box
-    crosses the view the other way past a box that stays, over `frames` frames (linear)."""
-    scene.render.resolution_x, scene.render.resolution_y = size
-    scene.render.resolution_percentage = 100
-    scene.frame_start, scene.frame_end = 1, frames
-    camera = add_camera(scene, location=(-1.0, 0.0, 10.0), clip_end=50.0)
-    add_plane(scene, size=60.0, name="Floor")
-    add_box(scene, 2.0, (1.5, 1.0, 1.0), name="Still")
-    mover = add_box(scene, 1.5, (2.5, -1.2, 2.0), name="Mover")
-    for obj, index, start, end in ((camera, 0, -1.0, 1.0), (mover, 0, 2.5, -2.5)):
-        for frame, value in ((1, start), (frames, end)):
-            obj.location[index] = value
-            obj.keyframe_insert("location", index=index, frame=frame)
-        action = obj.animation_data.action
-        curves = getattr(action, "fcurves", None)
-        if curves is None:  # 5.x layered actions: the curves live in the channelbag
-            curves = action.layers[0].strips[0].channelbags[0].fcurves
-        for curve in curves:
-            for point in curve.keyframe_points:
-                point.interpolation = "LINEAR"
-    scene.frame_set(1)
-    return scene
