@@ -133,6 +133,8 @@ def _render_passes(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, engi
 
 def _save_render_as_multilayer(scene: bpy.types.Scene, path: str, restorer: Restorer) -> None:
     settings = scene.render.image_settings
+    # Put back after the format (undo runs in reverse): EXR has no 8-bit depth to restore into.
+    restorer.set(settings, "color_depth", settings.color_depth)
     restorer.set_if_present(settings, media_type="MULTI_LAYER_IMAGE")  # 5.x: before the format
     restorer.set_many(settings, file_format="OPEN_EXR_MULTILAYER", color_depth="32",
                       exr_codec="ZIP")
