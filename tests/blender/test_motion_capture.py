@@ -1,117 +1,29 @@
 """Depth and motion vectors from `capture_motion` on a 6-frame shot, against the analytic
 motion of the shot's objects and cameras.
 
-The shot: a camera that moves and pans over a textured ground plane, a cube that moves and
-turns, the (textured) world visible above the horizon. Every material is emission and the
-scene's own render is Cycles at one sample with a tiny box filter, so each pixel of the colour
-render is its centre's texture colour: a warp can be compared with the next frame exactly up to
-the bilinear floor (the same warp with the analytic flow).
+The shot (devtools.scenes.motion_shot): a camera that moves and pans over a textured ground
+plane, a cube that moves and turns, the (textured) world visible above the horizon. Every
+material is emission and the scene's own render is Cycles at one sample with a tiny box filter,
+so each pixel of the colour render is its centre's texture colour: a warp can be compared with
+the next frame exactly up to the bilinear floor (the same warp with the analytic flow).
 """
 
 from __future__ import annotations
 
 import importlib
-import math
 
 import bpy
 import numpy as np
 import pytest
 from PIL import Image
 
-from devtools.scenes import add_box, add_camera, add_plane
+from devtools.scenes import MOTION_BOX_SIZE, motion_shot
 
 from .conftest import MODULE
 
 W, H = 128, 96
 FRAMES = range(1, 7)
-BOX_SIZE = 1.6
-PLANE_SIZE = 400.0
-
-
-def _emission(name: str, scale: float, coordinates: str, colour_scale=(1.0, 1.0, 1.0)):
-    """A noise texture (in `coordinates`) as emission: smooth at a few pixels, never flat."""
-    material = bpy.data.materials.new(name)
-    if material.node_tree is None:
-        material.use_nodes = True
-    tree = material.node_tree
-    tree.nodes.clear()
-    _noise_emission(tree, "ShaderNodeOutputMaterial", scale, coordinates, colour_scale)
-    return material
-
-
-def _noise_emission(tree, output_kind, scale, coordinates, colour_scale,
-                    shader="ShaderNodeEmission"):
-    output = tree.nodes.new(output_kind)
-    emission = tree.nodes.new(shader)
-    coords = tree.nodes.new("ShaderNodeTexCoord")
-    noise = tree.nodes.new("ShaderNodeTexNoise")
-    noise.inputs["Scale"].default_value = scale
-    noise.inputs["Detail"].default_value = 1.0
-    tint = tree.nodes.new("ShaderNodeMix")
-    tint.data_type = "RGBA"
-    tint.blend_type = "MULTIPLY"
-    tint.inputs["Factor"].default_value = 1.0
-    tint.inputs[7].default_value = (*colour_scale, 1.0)  # B (colour)
-    tree.links.new(coords.outputs[coordinates], noise.inputs["Vector"])
-    tree.links.new(noise.outputs["Color"], tint.inputs[6])  # A (colour)
-    tree.links.new(tint.outputs[2], emission.inputs["Color"])
-    tree.links.new(emission.outputs[0], output.inputs["Surface"])
-
-
-def _give(obj, material):
-    obj.data.materials.clear()
-    obj.data.materials.append(material)
-
-
-def _shot(scene):
-    """The 6-frame shot. Returns (camera, box, plane)."""
-    plane = add_plane(scene, size=PLANE_SIZE)
-    _give(plane, _emission("Ground", 0.6, "Object", (1.0, 0.8, 0.6)))
-    box = add_box(scene, BOX_SIZE, (0.0, 0.0, 1.0))
-    _give(box, _emission("Box", 2.0, "Object", (0.5, 0.8, 1.0)))
-    world = bpy.data.worlds.new("Sky")
-    if world.node_tree is None:
-        world.use_nodes = True
-    world.node_tree.nodes.clear()
-    _noise_emission(world.node_tree, "ShaderNodeOutputWorld", 4.0, "Generated",
-                    (0.7, 0.9, 1.0), shader="ShaderNodeBackground")
-    world.cycles.sampling_method = "NONE"  # its importance map costs ~10 s a colour render
-    scene.world = world
-    camera = add_camera(scene, clip_end=1000.0)
-    camera.data.lens = 30.0
-    for frame in FRAMES:
-        t = frame - 1
-        camera.location = (-0.5 + 0.2 * t, -9.0 + 0.25 * t, 2.2 + 0.05 * t)
-        camera.rotation_euler = (math.radians(80.0 - 0.6 * t), 0.0, math.radians(-4.0 + 2.0 * t))
-        camera.keyframe_insert("location", frame=frame)
-        camera.keyframe_insert("rotation_euler", frame=frame)
-        box.location = (-1.8 + 0.6 * t, 0.2 * t, 1.0 + 0.1 * t)
-        box.rotation_euler = (math.radians(5.0 * t), 0.0, math.radians(12.0 * t))
-        box.keyframe_insert("location", frame=frame)
-        box.keyframe_insert("rotation_euler", frame=frame)
-    for obj in (camera, box):
-        for curve in _fcurves(obj):
-            for point in curve.keyframe_points:
-                point.interpolation = "LINEAR"
-    scene.frame_start, scene.frame_end = FRAMES[0], FRAMES[-1]
-    scene.render.engine = "CYCLES"
-    cycles = scene.cycles
-    cycles.samples, cycles.use_denoising, cycles.use_adaptive_sampling = 1, False, False
-    cycles.pixel_filter_type, cycles.filter_width, cycles.max_bounces = "BOX", 0.01, 0
-    scene.view_settings.view_transform = "Standard"
-    scene.view_settings.look = "None"
-    scene.render.dither_intensity = 0.0
-    return camera, box, plane
-
-
-def _fcurves(obj):
-    action = obj.animation_data.action
-    if hasattr(action, "fcurves"):
-        return action.fcurves
-    # 5.x layered actions: the curves live in the action's channelbag for the object's slot
-    from bpy_extras import anim_utils
-
-    return anim_utils.action_get_channelbag_for_slot(action, obj.animation_data.action_slot).fcurves
+BOX_SIZE = MOTION_BOX_SIZE
 
 
 def _module(name: str):
@@ -130,7 +42,7 @@ def motion():
 
 @pytest.fixture
 def shot(scene):
-    return (scene, *_shot(scene))
+    return (scene, *motion_shot(scene))
 
 
 def _capture_all(capture_module, scene, folder, colour=True, **kwargs):
@@ -247,7 +159,7 @@ def captured(tmp_path_factory):
     their colour renders) and its analytic truth."""
     bpy.ops.wm.read_homefile(use_empty=True)
     scene = bpy.context.scene
-    camera, box, _plane = _shot(scene)
+    camera, box, _plane = motion_shot(scene)
     captures = _capture_all(_module("compositor.motion_capture"), scene,
                             tmp_path_factory.mktemp("shot"))
     return scene, captures, Truth(scene, camera, box, captures)
@@ -415,7 +327,7 @@ def addon_tree(scene):
 def _users_scene(addon, scene, tmp_path):
     """The shot as a user left it: Workbench, motion blur on, their own compositor with a
     File Output node, PNG output to their own path, frame 3, no vector pass."""
-    _shot(scene)
+    motion_shot(scene)
     scene.render.engine = "BLENDER_WORKBENCH"
     scene.render.use_motion_blur = True
     scene.render.filepath = str(tmp_path / "user" / "render_")
@@ -450,7 +362,7 @@ def test_the_users_scene_is_restored_after_a_failure(addon, capture_module, scen
 
 def test_workbench_and_panoramic_cameras_are_refused(capture_module, scene, tmp_path):
     capture = capture_module
-    _shot(scene)
+    motion_shot(scene)
     with pytest.raises(capture.CaptureError, match="Workbench has no vector pass"):
         capture.capture_motion(scene, 2, W, H, tmp_path, colour=False, engine="WORKBENCH")
     scene.camera.data.type = "PANO"
