@@ -1,19 +1,19 @@
 """Flicker: per-frame generation against temporal mode on one shot, in one run.
 
-The shot is devtools.scenes.moving_shot (a camera sliding over a floor, a box crossing the view
-past a box that stays). Each frame is captured once (depth + motion vectors,
-compositor/motion_capture) and both modes use those captures, the same seed and depth, the
-tiny SD 1.5 model, in one Blender with one warm backend:
+The shot is devtools.scenes.motion_shot (a camera moving and panning over a textured ground
+under a textured sky, a box moving and turning). Each frame is captured once (depth + motion
+vectors, compositor/motion_capture) and both modes use those captures, the same seed and depth,
+the tiny SD 1.5 model, in one Blender with one warm backend:
 
   flicker = mean |frame_n - warp(frame_n-1)| (8-bit, all channels) on the pixels visible in
             both frames (the forward-backward mask of the true vectors, not dilated)
   drift   = mean |temporal_n - perframe_n| over the whole picture (stable must not mean frozen)
 
-and prints both for per-frame and for temporal mode at several carries, the flicker ratio
+It prints both for per-frame and for temporal mode at several carries, the flicker ratio
 (goal: temporal <= 0.3x per-frame) and the time ratio; and, for scale, the flicker of the
 first frame simply held (frozen: low flicker there would need no motion). It first checks
-that the tiny model responds to what it is given: other depth -> other picture, other init
-picture -> other picture (img2img), since a model that ignored them would make any flicker figure meaningless.
+that the tiny model responds to what it is given (other depth -> other picture, other init
+picture -> other img2img picture): a model that ignored them would make the figures moot.
 
     .venv/bin/python bench/flicker.py [--frames 12] [--size 128x128] [--steps 8]
 """
@@ -66,7 +66,10 @@ def main() -> int:
     frames = list(range(1, args.frames + 1))
     try:
         bpy.ops.wm.read_homefile(use_empty=True)
-        scene = scenes.moving_shot(bpy.context.scene, args.frames, size)
+        scene = bpy.context.scene
+        scenes.motion_shot(scene, frames)
+        scene.render.resolution_x, scene.render.resolution_y = size
+        scene.render.resolution_percentage = 100
         settings = scene.t2i
         settings.model_preset = "tiny-sd15-depth"
         settings.prompt, settings.steps, settings.seed = "stone blocks on a floor", args.steps, 11

@@ -1,5 +1,5 @@
 """Temporal mode for real: the batch script and the panel's animation operator on a 6-frame
-shot with a moving camera and a moving object (devtools.scenes.moving_shot), the tiny SD 1.5
+shot with a moving camera and a moving object (devtools.scenes.motion_shot), the tiny SD 1.5
 model at 64x64, 2 steps. Each frame after the first carries the previous result; a killed
 run resumes from the manifest and makes the very same frames."""
 
@@ -32,11 +32,17 @@ def _record(out: Path, frame: int) -> dict:
     return json.loads((out / f"frame_{frame:04d}.json").read_text())
 
 
+def _shot(scene, frames: int) -> None:
+    scenes.motion_shot(scene, range(1, frames + 1))
+    scene.render.resolution_x = scene.render.resolution_y = 64
+    scene.render.resolution_percentage = 100
+
+
 @pytest.fixture(scope="module")
 def shot_blend(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("shot") / "shot.blend"
     bpy.ops.wm.read_homefile(use_empty=True)
-    scenes.moving_shot(bpy.context.scene, FRAMES)
+    _shot(bpy.context.scene, FRAMES)
     bpy.context.scene.t2i.prompt = "stone blocks on a floor"
     bpy.ops.wm.save_as_mainfile(filepath=str(path))
     return path
@@ -113,7 +119,7 @@ def test_temporal_runs_refuse_farm_chunks_gaps_and_families_without_a_way_in(sho
 
 
 def test_the_panel_animation_runs_three_frames_without_waiting(addon, scene, backend):
-    scenes.moving_shot(scene, 3)
+    _shot(scene, 3)
     settings = scene.t2i
     settings.model_preset = "tiny-sd15-depth"
     settings.prompt = "stone blocks"
