@@ -96,15 +96,17 @@ def main() -> int:
             core.generation.scene_job.record_result(job, result)
             return Path(result["paths"][0])
 
-        def run(folder: Path, options) -> tuple[list[np.ndarray], float]:
-            """The shot in order; options None: every frame fresh (per-frame)."""
+        def run(folder: Path, options, seed_step: int = 0) -> tuple[list[np.ndarray], float]:
+            """The shot in order; options None: every frame fresh (per-frame), its seed the
+            base seed + seed_step x frame (1: --seed-mode per-frame)."""
             folder.mkdir(parents=True)
             pictures, previous, seconds = [], None, 0.0
             for index, frame in enumerate(frames):
                 scene.frame_set(frame)
                 started = time.perf_counter()
                 job = temporal.prepare_frame(
-                    scene, folder, base, f"f{frame:04d}", index, motions[frame],
+                    scene, folder, base.but(seed=base.seed + seed_step * frame),
+                    f"f{frame:04d}", index, motions[frame],
                     previous if options is not None else None,
                     options or pure.temporal_frame.TemporalOptions(), depth)
                 path = generate(folder, job)
@@ -129,6 +131,7 @@ def main() -> int:
             scene, scratch / "motion", base, "warm", 0, motions[1], None,
             pure.temporal_frame.TemporalOptions(), depth))
         perframe, perframe_s = run(scratch / "perframe", None)
+        reseeded, _seconds = run(scratch / "perframe-seeds", None, seed_step=1)
         # does the tiny model respond to its inputs at all?
         depth_response = statistics.mean(np.abs(a - b).mean()
                                          for a, b in itertools.pairwise(perframe))
@@ -155,11 +158,14 @@ def main() -> int:
     print(f"model responds: mean |frame_n - frame_n-1| per-frame {depth_response:.2f} (depth), "
           f"|img2img(A) - img2img(B)| {init_response:.2f} (init picture, strength 0.6)")
     print(f"per-frame: flicker {base_flicker:.2f}, {perframe_s / args.frames:.3f} s/frame")
+    print(f"per-frame, seed + frame (--seed-mode per-frame): flicker {flicker(reseeded):.2f}; "
+          f"temporal's flicker against it below in brackets")
     print(f"frozen (frame 1 held, not warped): flicker {flicker(frozen):.2f} = "
           f"{flicker(frozen) / base_flicker:.3f}x per-frame, drift mean {frozen_drift:.2f}")
     for carry, (value, drift, last, seconds) in results.items():
         print(f"temporal carry {carry:g}: flicker {value:.2f} = {value / base_flicker:.3f}x "
-              f"per-frame (goal <= 0.3x), drift mean {drift:.2f} / last frame {last:.2f}, "
+              f"per-frame (goal <= 0.3x) [{value / flicker(reseeded):.3f}x], drift mean "
+              f"{drift:.2f} / last frame {last:.2f}, "
               f"time {seconds / perframe_s:.3f}x per-frame")
     return 0
 
