@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from t2i_core import png
-from t2i_core.presets import FAMILY_INFO
-from t2i_core.temporal_frame import (
+from t2i_src.t2i_core import job_request, png
+from t2i_src.t2i_core.job_request import JobSettings
+from t2i_src.t2i_core.presets import FAMILY_INFO, get_preset
+from t2i_src.t2i_core.temporal_frame import (
     INPAINT,
     REFERENCE,
     TemporalOptions,
@@ -86,3 +86,18 @@ def test_read_png_refuses_what_it_cannot_read(tmp_path):
     png.write_png(tmp_path / "16.png", np.zeros((2, 2), np.uint16))
     with pytest.raises(ValueError, match="8-bit"):
         png.read_png(tmp_path / "16.png")
+
+
+def _settings(preset: str) -> JobSettings:
+    return JobSettings(preset=get_preset(preset), prompt="p", negative_prompt="", seed=1,
+                       steps=4, guidance=1.0, control_strength=1.0, size=(64, 64))
+
+
+def test_an_edit_family_takes_the_carried_frame_as_its_first_reference_picture():
+    request = job_request.build_request(
+        "j", _settings("flux-kontext"), "/tmp/d.png", "/tmp/out",
+        reference_images=["/tmp/carried.png", "/tmp/d.png"])
+    assert request["reference_images"] == ["/tmp/carried.png", "/tmp/d.png"]
+    with pytest.raises(ValueError, match="takes no reference pictures"):
+        job_request.build_request("j", _settings("sd15-depth"), "/tmp/d.png", "/tmp/out",
+                                  reference_images=["/tmp/carried.png"])
