@@ -141,3 +141,19 @@ def test_the_panel_animation_runs_three_frames_without_waiting(addon, scene, bac
     assert records[2]["mask_image"].endswith("frame_0003_mask.png")
     assert scene.frame_current == 2  # put back
     assert ("INFO", f"Generated 3 frames into {run.folder}") in driver.reports
+
+
+def test_esc_stops_the_panel_animation_after_the_running_frame(addon, scene, backend):
+    _shot(scene, 3)
+    settings = scene.t2i
+    settings.model_preset = "tiny-sd15-depth"
+    settings.steps = 2
+    settings.use_render_size = False
+    settings.width, settings.height = 64, 64
+    driver = ModalDriver(addon.operators.animation.T2I_OT_generate_animation)
+    run = driver.op._run = addon.blender_t2i.generation.animation.start(bpy.context)
+    assert driver.run(limit_s=300, on_tick=lambda d: run.results and d.event("ESC")) == \
+        {"CANCELLED"}
+    assert 1 <= len(run.results) < 3
+    assert any(level == "WARNING" and "Animation cancelled after" in message
+               for level, message in driver.reports)
