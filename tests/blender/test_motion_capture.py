@@ -245,7 +245,7 @@ def test_the_mask_catches_the_occlusions_with_few_false_alarms(motion, captured)
         false_alarms += tight[visible].sum()
         visible_total += visible.sum()
     assert occluded_total > 200, "the shot has occlusions"
-    assert caught / occluded_total > 0.9  # undilated, it misses some silhouette pixels
+    assert caught / occluded_total > 0.99
     assert false_alarms / visible_total < 0.01
 
 
@@ -312,6 +312,7 @@ def _user_settings(scene):
         "format": (settings.file_format, settings.color_depth, getattr(settings, "exr_codec", "")),
         "filepath": render.filepath, "extension": render.use_file_extension,
         "samples": scene.cycles.samples, "filter": scene.cycles.filter_width,
+        "world_sampling": scene.world.cycles.sampling_method,
         "tree": None if tree is None else (tree.name, sorted(n.name for n in tree.nodes),
                                            sorted(n.mute for n in tree.nodes)),
         "groups": sorted(g.name for g in bpy.data.node_groups),
@@ -326,10 +327,12 @@ def addon_tree(scene):
 
 def _users_scene(addon, scene, tmp_path):
     """The shot as a user left it: Workbench, motion blur on, their own compositor with a
-    File Output node, PNG output to their own path, frame 3, no vector pass."""
+    File Output node, PNG output to their own path, frame 3, no vector pass, the world's
+    importance map on."""
     motion_shot(scene)
     scene.render.engine = "BLENDER_WORKBENCH"
     scene.render.use_motion_blur = True
+    scene.world.cycles.sampling_method = "AUTOMATIC"
     scene.render.filepath = str(tmp_path / "user" / "render_")
     scene.render.image_settings.file_format = "PNG"
     scene.frame_set(3)
