@@ -100,6 +100,10 @@ def build_parser(epilog: str = "") -> argparse.ArgumentParser:
                         help="print what would be done and exit")
     parser.add_argument("--backend-python", help="the backend's Python (default: the add-on's "
                                                  "preference or T2I_BACKEND_PYTHON)")
+    parser.add_argument("--comfyui", metavar="URL", type=_given(),
+                        help="send the jobs to this ComfyUI server instead of the local "
+                             "backend (its token from T2I_COMFYUI_TOKEN; --base, --controlnet "
+                             "and --lora then name the server's files)")
     parser.add_argument("--retries", type=int, default=1,
                         help="times a frame is retried after a backend failure (default 1)")
     parser.add_argument("--device", type=_given(),
@@ -195,6 +199,14 @@ def main() -> int:
                    "blender_t2i.batch.runner", "blender_t2i.generation.depth_control",
                    "blender_t2i.scene.preferences"):
         importlib.import_module(f"{addon.__name__}.{module}")
+    if args.comfyui:
+        if args.backend_python:
+            return fail("--comfyui and --backend-python exclude each other: the server "
+                        "runs the models")
+        # in memory only, like every setting here: the preferences are never saved
+        prefs = bpy.context.preferences.addons[addon.__name__].preferences
+        prefs.backend_kind = addon.t2i_core.backend_kinds.COMFYUI
+        prefs.comfyui_url = args.comfyui
     if args.cameras:
         return texture_from_cameras(args, addon, bpy)
     core, pure = addon.blender_t2i, addon.t2i_core
