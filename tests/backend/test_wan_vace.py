@@ -70,7 +70,8 @@ def test_the_depth_clip_steers_the_frames(clip_job, tmp_path):
     again = clip_job(_clip(tmp_path / "c", "bar", 5, 0), preview=False)[-1]
 
     assert all(r["type"] == protocol.RESULT for r in (first, other, again))
-    for mine, theirs, same in zip(_frames(first), _frames(other), _frames(again)):
+    for mine, theirs, same in zip(_frames(first), _frames(other), _frames(again),
+                                    strict=True):
         assert np.abs(mine - theirs).mean() > 1.0  # gray levels, not a rounding flicker
         assert np.array_equal(mine, same)
 
@@ -90,7 +91,8 @@ def test_reference_pictures_are_taken_and_change_the_frames(clip_job, pictures, 
 
     assert referenced["type"] == protocol.RESULT, referenced
     assert len(referenced["paths"]) == 5
-    assert any(np.abs(a - b).max() > 0 for a, b in zip(_frames(plain), _frames(referenced)))
+    assert any(np.abs(a - b).max() > 0 for a, b in zip(_frames(plain), _frames(referenced),
+                                                  strict=True))
 
 
 def _refused(events: list[dict[str, Any]], code: str, *words: str) -> None:
@@ -107,10 +109,10 @@ def test_bad_clips_are_refused_before_anything_is_generated(backend, clip_job, t
     bigger = _clip(tmp_path / "big", "bar", 1, 0, size=48)
 
     # one frame of another size: another capture, not a resize away
-    _refused(clip_job(frames[:4] + bigger), protocol.ErrorCode.BAD_REQUEST,
+    _refused(clip_job([*frames[:4], *bigger]), protocol.ErrorCode.BAD_REQUEST,
              "control frame 5", "48x48", "one size")
     # a frame removed before the job read it
-    _refused(clip_job(frames[:4] + [str(tmp_path / "gone.png")]),
+    _refused(clip_job([*frames[:4], str(tmp_path / "gone.png")]),
              protocol.ErrorCode.INPUT_NOT_FOUND, "control frame 5", "does not exist")
     # more frames than the size limit (4.2 MP: 16 latent frames of 512 x 512) allows
     long = [frames[0]] * 65
