@@ -217,6 +217,9 @@ def run(scene: bpy.types.Scene, options: BatchOptions, say: Say = _print) -> int
     folder.mkdir(parents=True, exist_ok=True)
     if options.clip:
         seed, prompt = plan_of(todo[0])
+        if len({plan_of(frame) for frame in todo}) > 1:
+            say(f"warning: a clip has one seed and one prompt: frame {todo[0]}'s for all "
+                f"{len(todo)} frames")
         with own_renders():
             return clip.run_clip(scene, _job_settings(scene, options, model=options.model or {}),
                                  folder, todo, options.out.stem, depth, seed, prompt,
