@@ -518,17 +518,20 @@ def _read_clip(request: GenerateRequest, family: ModuleType) -> list[Image.Image
         raise BackendError(ErrorCode.BAD_REQUEST, f"{family.NAME} makes still pictures, not "
                            "clips: send 'control_frames' to a video family")
     size = (request.width, request.height)
-    frames = [_read_rgb(path, f"control frame {number}", None)
-              for number, path in enumerate(request.control_frames, start=1)]
-    for number, frame in enumerate(frames, start=1):
-        if frame.size != frames[0].size:
+    frames, first = [], None
+    for number, path in enumerate(request.control_frames, start=1):
+        frame = _read_rgb(path, f"control frame {number}", None)
+        first = first or frame.size
+        if frame.size != first:
             raise BackendError(ErrorCode.BAD_REQUEST,
-                               f"control frame {number} '{request.control_frames[number - 1]}'"
-                               f" is {frame.size[0]}x{frame.size[1]}, frame 1 "
-                               f"{frames[0].size[0]}x{frames[0].size[1]}: a clip's depth "
-                               "frames must all have one size",
+                               f"control frame {number} '{path}' is {frame.size[0]}x"
+                               f"{frame.size[1]}, frame 1 {first[0]}x{first[1]}: a clip's "
+                               "depth frames must all have one size",
                                hint="Capture every frame of the clip at the same size.")
-    return [f if f.size == size else f.resize(size, Image.Resampling.BILINEAR) for f in frames]
+        # sized at once: only the job's size (which the size limit bounds) is kept per frame
+        frames.append(frame if frame.size == size else
+                      frame.resize(size, Image.Resampling.BILINEAR))
+    return frames
 
 
 def _fit(image: Image.Image, request: GenerateRequest) -> Image.Image:
