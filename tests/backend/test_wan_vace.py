@@ -128,4 +128,8 @@ def test_bad_clips_are_refused_before_anything_is_generated(backend, clip_job, t
     still = make_job(model_spec("sd15_controlnet", tiny_models("sd15_controlnet")),
                      control_image=frames[0], control_frames=frames)
     _refused(backend.run(still), protocol.ErrorCode.BAD_REQUEST, "still pictures", "wan_vace")
+    other = make_job(model_spec("wan_vace", tiny_models("sd15_controlnet")),
+                     control_image=frames[0], control_frames=frames, width=SIZE, height=SIZE)
+    _refused(backend.run(other), protocol.ErrorCode.WRONG_MODEL_FAMILY, "not one of",
+             "WanVACEPipeline")
     assert not list(tmp_path.glob("job*.png"))  # nothing made
