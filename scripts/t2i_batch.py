@@ -8,6 +8,9 @@ and a backend Python (the add-on's preference, T2I_BACKEND_PYTHON, or --backend-
 Settings not given on the command line come from the scene's T2I settings. The depth range is
 locked over all frames by default, so frames do not flicker from range changes alone.
 
+With --clip the frames go to a video model (Wan VACE) as one clip, their depth as its control
+video; the clip's frames are saved as the frames' results, as below.
+
 Writes per frame <name>.png (result), <name>_depth.png (what the model saw), _depth16.png,
 _depth.exr and <name>.json, plus manifest.json in the output folder, each file atomically.
 
@@ -94,6 +97,10 @@ def build_parser(epilog: str = "") -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True,
                         help="output folder, or a path whose name holds '#' frame padding "
                              "(//sh010/frame_####); // is the .blend's folder")
+    parser.add_argument("--clip", action="store_true",
+                        help="send the frames' depth as one clip to a video model (the "
+                             "wan_vace presets) and save its frames as the frames' results; "
+                             "one seed and one prompt for the clip")
     parser.add_argument("--resume", action="store_true",
                         help="skip frames the manifest lists as done with intact files")
     parser.add_argument("--dry-run", action="store_true",
@@ -341,7 +348,8 @@ def _options(args: argparse.Namespace, scene, pure, batch, core, bpy):
         near_far=(args.near, args.far) if args.depth_range == "manual" else None,
         init=args.init, resume=args.resume, dry_run=args.dry_run, retries=args.retries,
         device=device, prepare=args.prepare, shot=args.shot,
-        base=args.base, controlnet=args.controlnet, loras=loras, scheduler=args.scheduler)
+        base=args.base, controlnet=args.controlnet, loras=loras, scheduler=args.scheduler,
+        clip=args.clip)
 
 
 def _lora(value: str, plan) -> tuple[str, float]:

@@ -212,9 +212,11 @@ def inpaint_families() -> list[str]:
 
 def build_request(job_id: str, settings: JobSettings, control_image: str, output_dir: str, *,
                   init_image: str | None = None, depth_float: str | None = None,
-                  metadata: dict[str, str] | None = None) -> dict[str, Any]:
+                  metadata: dict[str, str] | None = None,
+                  control_frames: list[str] | None = None) -> dict[str, Any]:
     """The `generate` message for a job, validated: a ProtocolError or ValueError names the
-    setting to fix, here rather than in the backend."""
+    setting to fix, here rather than in the backend. `control_frames`: a video family's clip,
+    one depth picture a frame, led by `control_image`."""
     check_settings(settings)
     if (init_image is not None) != settings.use_render:
         raise ValueError("Use Render needs the colour render as init image, and only then")
@@ -243,5 +245,7 @@ def build_request(job_id: str, settings: JobSettings, control_image: str, output
         message["depth_float"] = depth_float
     if metadata:
         message["metadata"] = dict(metadata)
+    if control_frames:
+        message["control_frames"] = list(control_frames)
     protocol.parse_generate(message)  # fail here, with the field's name, not in the backend
     return message
