@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -451,3 +452,47 @@ def test_sd15_graph_runs_on_the_real_server(live_server):
     result = _run(url, graph, save)
     assert np.array_equal(result[:, 24:], init[:, 24:])
     assert np.abs(result[:, :24].astype(float) - init[:, :24]).mean() > 5.0
+
+
+# A model file input is the one thing a real server may reject in a valid graph of ours: it
+# lacks the file (here: all but the tiny ones).
+_MODEL_INPUTS = {"ckpt_name", "control_net_name", "lora_name", "unet_name", "clip_name",
+                 "clip_name1", "clip_name2", "vae_name", "name"}
+
+
+def _post(url: str, body: dict) -> None:
+    request = urllib.request.Request(url, json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=10).close()
+
+
+def test_every_graph_passes_the_real_servers_validation(live_server):
+    """POST /prompt validates a graph as the server will run it: its node errors may only be
+    missing model files; a family the server lacks nodes for is refused as an invalid prompt."""
+    for name in (UPLOADS.control, UPLOADS.init, UPLOADS.mask, *UPLOADS.references):
+        png.write_png(live_server.work / "input" / name, np.zeros((64, 64), np.uint8))
+    for family, case, fields in _variants():
+        job = request(family, **fields)
+        graph, _ = build_graph(job, uploads_for(job), SERVER)
+        body = json.dumps({"prompt": graph, "client_id": "t2i-test-graphs"}).encode()
+        post = urllib.request.Request(live_server.url + "/prompt", body,
+                                      {"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(post, timeout=30) as response:
+                queued = json.load(response)
+        except urllib.error.HTTPError as exc:
+            answer = json.loads(exc.read())
+        else:  # all its files are on the server (the tiny SD 1.5 jobs): stop it
+            _post(live_server.url + "/queue", {"delete": [queued["prompt_id"]]})
+            _post(live_server.url + "/interrupt", {})
+            assert family == "sd15_controlnet" and not job.loras, (family, case)
+            continue
+        if family not in RUNS_ON_0364:
+            assert answer["error"]["type"] == "invalid_prompt", (family, case, answer)
+            continue
+        problems = [(node["class_type"], error["type"],
+                     error.get("extra_info", {}).get("input_name"))
+                    for node in answer["node_errors"].values() for error in node["errors"]]
+        assert problems, (family, case, answer)
+        assert all(kind == "value_not_in_list" and name in _MODEL_INPUTS
+                   for _, kind, name in problems), (family, case, problems)
