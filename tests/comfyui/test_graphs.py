@@ -297,6 +297,11 @@ def test_family_specifics():
     second = _source(graph, _source(graph, encoders[0]["image2"])["inputs"]["image"])
     assert second["inputs"]["image"] == UPLOADS.control
 
+    kontext = [graph_of("flux_kontext", **fields)[0] for fields in (
+        {}, {"init_image": "/j/render.png"})]
+    pictures = [[n["inputs"]["image"] for n in graph.values() if n["class_type"] == "LoadImage"]
+                for graph in kontext]
+    assert pictures == [[UPLOADS.control], [UPLOADS.init]]  # the render, else the depth
     graph, _ = graph_of("flux_kontext", reference_images=["/j/a.png", "/j/b.png"])
     # explicit references replace the render and the depth
     assert len([n for n in graph.values() if n["class_type"] == "ReferenceLatent"]) == 2
