@@ -11,11 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from t2i_core.presets import FAMILY_INFO, PRESETS, REFERENCES, RENDER, TINY, TINY_SD15_DEPTH
+from t2i_core.presets import (
+    FAMILY_INFO,
+    PRESETS,
+    REFERENCES,
+    RENDER,
+    TINY,
+    TINY_COMFYUI_CHECKPOINT,
+    TINY_COMFYUI_CONTROLNET,
+    TINY_SD15_DEPTH,
+)
 
-# The project's tiny ComfyUI files (backend/tiny/comfyui_files.py writes them).
-TINY_CHECKPOINT = "tiny_sd15_comfy.safetensors"
-TINY_CONTROLNET = "tiny_sd15_depth_controlnet_comfy.safetensors"
+TINY_CHECKPOINT, TINY_CONTROLNET = TINY_COMFYUI_CHECKPOINT, TINY_COMFYUI_CONTROLNET
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,12 @@ import os
 
 from safetensors import safe_open
 
-from backend.tiny.comfyui_files import CHECKPOINT_NAME, CONTROLNET_NAME, write_comfyui_models
+from backend.tiny.comfyui_files import (
+    CHECKPOINT_NAME,
+    CONTROLNET_NAME,
+    LORA_NAME,
+    write_comfyui_models,
+)
 
 
 def _sha(path) -> str:
@@ -19,7 +24,8 @@ def _sha(path) -> str:
 def test_tiny_comfyui_models(tmp_path):
     paths = write_comfyui_models(tmp_path)
     assert paths == {"checkpoint": tmp_path / "checkpoints" / CHECKPOINT_NAME,
-                     "controlnet": tmp_path / "controlnet" / CONTROLNET_NAME}
+                     "controlnet": tmp_path / "controlnet" / CONTROLNET_NAME,
+                     "lora": tmp_path / "loras" / LORA_NAME}
     with safe_open(paths["checkpoint"], "pt") as checkpoint:
         keys = set(checkpoint.keys())
         assert {k.split(".")[0] for k in keys} == {"model", "first_stage_model",
@@ -47,6 +53,12 @@ def test_tiny_comfyui_models(tmp_path):
         assert len(zero_convs) == 6  # one per input block: conv_in, 2 resnets + downsample, 2
         for key in [*zero_convs, "control_model.middle_block_out.0.weight"]:
             assert controlnet.get_tensor(key).abs().max() > 0  # woken: the depth gets through
+
+    with safe_open(paths["lora"], "pt") as lora:
+        keys = set(lora.keys())
+        assert keys and all(k.startswith("lora_unet_") for k in keys)
+        assert "lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn2_to_k" \
+               ".lora_down.weight" in keys
 
     # kept when complete, rebuilt (the same bytes) when not
     checkpoint_sha, mtime = _sha(paths["checkpoint"]), paths["checkpoint"].stat().st_mtime_ns

@@ -34,7 +34,7 @@ from comfy_bridge.families import (
 )
 from comfy_bridge.graphs import SAMPLERS, Uploads, build_graph
 from t2i_core import png
-from t2i_core.presets import FAMILY_INFO, PRESETS, REFERENCES, RENDER
+from t2i_core.presets import FAMILY_INFO, PRESETS, REFERENCES, RENDER, TINY_COMFYUI_LORA
 from t2i_core.protocol import SCHEDULERS, GenerateRequest, parse_generate
 
 from .schema_check import graph_errors
@@ -441,6 +441,15 @@ def test_sd15_graph_runs_on_the_real_server(live_server):
     assert pictures[0].shape[:2] == (64, 64)
     assert pictures[0].std() > 1.0  # a picture, not a flat fill
     assert np.abs(pictures[0] - pictures[1]).mean() > 1.0  # the depth reaches the result
+
+    # a LoRA (kohya format) through LoraLoader: every key lands, and it changes the picture
+    job = request("sd15_controlnet", steps=2, width=64, height=64, id="graphs-lora",
+                  model={"base": "tiny", "controlnet": "tiny"},
+                  loras=[{"path": TINY_COMFYUI_LORA, "weight": 1.0}])
+    graph, save = build_graph(job, Uploads(control="depth_x.png"), info)
+    with_lora = _run(url, graph, save).astype(float)
+    assert np.abs(with_lora - pictures[0]).mean() > 1.0
+    assert "lora key not loaded" not in live_server.log_path.read_text(errors="replace")
 
     # inpainting: white regenerates, black keeps the init picture's very pixels
     init = np.zeros((48, 48, 3), np.uint8)
