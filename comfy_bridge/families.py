@@ -229,26 +229,46 @@ def missing_message(family: str, missing: list[str]) -> str:
 
 def model_entries(server: ServerInfo) -> list[dict[str, Any]]:
     """The server's model files as protocol `models` entries (the add-on's model browser);
-    `reference` is the name the loaders take. The arch is left empty unless the name says it
-    (the server gives names, not headers)."""
+    `reference` is the name the loaders take, `path` the folder and name on the server. The
+    server gives names, not headers: the arch is what a conventional name says, else ""."""
     entries: list[dict[str, Any]] = []
     for folder in FOLDERS:
         for name in server.files(folder):
             entries.append({"path": f"{folder.name}/{name}", "reference": name,
                             "name": name.replace("\\", "/").rsplit("/", 1)[-1],
                             "source": "comfyui_server", "role": _ENTRY_ROLE[folder.name],
-                            "folder": folder.name, "arch": _arch_from_name(name)})
+                            "arch": arch_from_name(folder.name, name),
+                            "note": f"on the ComfyUI server, models/{folder.name}/"})
     return entries
 
 
-def _arch_from_name(name: str) -> str:
-    lower = name.lower().replace("-", "_").replace(".", "_")
-    for marker, arch in (("sd15", "sd15"), ("v1_5", "sd15"), ("sdxl", "sdxl"),
-                         ("sd_xl", "sdxl"), ("flux1_depth", "flux1_depth"),
-                         ("flux_2", "flux2"), ("flux2", "flux2"), ("flux1", "flux1"),
-                         ("z_image", "zimage"), ("zimage", "zimage"),
-                         ("qwen_image", "qwen_image")):
-        if marker in lower:
+# (the folders a rule is for, words the name holds) -> arch (t2i_core.model_library's
+# ARCH_LABELS keys; "" = a kind it has no key for); the first that matches.
+_MODELS = ("checkpoints", "diffusion_models", "controlnet", "model_patches")  # LoRAs: ""
+_NAME_ARCHS: tuple[tuple[tuple[str, ...], tuple[str, ...], str], ...] = (
+    (("vae",), ("qwen",), "qwen_vae"), (("vae",), ("flux2",), ""),
+    (("vae",), ("flux",), "flux_vae"), (("vae",), ("sd",), "sd_vae"),
+    (("text_encoders",), ("clip",), "clip"),
+    (("text_encoders",), ("t5xxl",), "t5"), (("text_encoders",), ("qwen",), "qwen_llm"),
+    (("controlnet",), ("union", "sdxl"), "sdxl_union"), (_MODELS, ("zimage",), "zimage"),
+    (_MODELS, ("qwen",), "qwen_image"), (_MODELS, ("flux2",), "flux2"),
+    (("checkpoints", "diffusion_models"), ("flux1", "depth"), "flux1_depth"),
+    (_MODELS, ("flux1",), "flux1"), (_MODELS, ("sdxl",), "sdxl"), (_MODELS, ("xl",), "sdxl"),
+    (_MODELS, ("sd15",), "sd15"), (_MODELS, ("v15",), "sd15"),
+)
+
+
+def arch_from_name(folder: str, name: str) -> str:
+    """The arch a conventional ComfyUI file name (or its subfolder) says: `flux1-depth-dev`,
+    `sd_xl_base_1.0`, `sd15/dreamshaper_8`, `control_v11f1p_sd15_depth`, `qwen_image_vae`;
+    else ""."""
+    path = name.replace("\\", "/").lower().removesuffix(".safetensors")
+    if folder == "vae" and path.rsplit("/", 1)[-1] == "ae":
+        return "flux_vae"  # FLUX.1's autoencoder, as its repo names it (Z-Image uses it too)
+    # one spelling for the names' variants: sd_xl, flux.1, flux-2, z-image, v1-5
+    glued = "".join(c for c in path if c.isalnum())
+    for folders, words, arch in _NAME_ARCHS:
+        if folder in folders and all(word in glued for word in words):
             return arch
     return ""
 

@@ -24,6 +24,7 @@ from comfy_bridge.families import (
     TINY_CHECKPOINT,
     TINY_CONTROLNET,
     ServerInfo,
+    arch_from_name,
     missing_message,
     model_entries,
     preset_files,
@@ -364,7 +365,7 @@ def test_references_resolve_to_server_names():
 
 def test_model_entries_are_the_servers_files():
     entries = model_entries(SERVER)
-    by_reference = {(e["folder"], e["reference"]): e for e in entries}
+    by_reference = {(e["path"].split("/")[0], e["reference"]): e for e in entries}
     tiny = by_reference[("checkpoints", TINY_CHECKPOINT)]
     assert (tiny["source"], tiny["role"], tiny["arch"]) == ("comfyui_server", "checkpoint",
                                                             "sd15")
@@ -374,6 +375,19 @@ def test_model_entries_are_the_servers_files():
         "style_b.safetensors"
     assert {e["role"] for e in entries} == {"checkpoint", "controlnet", "lora",
                                             "diffusion_model", "text_encoder", "vae"}
+    # the conventional names say the arch (the model browser offers a file to its families)
+    archs = {e["reference"]: e["arch"] for e in entries}
+    for name, arch in (("sd_xl_base_1.0.safetensors", "sdxl"),
+                       ("controlnet-union-sdxl-1.0-promax.safetensors", "sdxl_union"),
+                       ("flux1-depth-dev.safetensors", "flux1_depth"),
+                       ("flux1-dev-kontext_fp8_scaled.safetensors", "flux1"),
+                       ("z_image_turbo_bf16.safetensors", "zimage"),
+                       ("qwen_image_vae.safetensors", "qwen_vae"), ("ae.safetensors", "flux_vae"),
+                       ("sdxl_vae_fp16_fix.safetensors", "sd_vae"), ("clip_l.safetensors", "clip"),
+                       ("t5xxl_fp16.safetensors", "t5"), (LORA_FILES[0], "")):
+        assert archs[name] == arch, name
+    assert arch_from_name("checkpoints", "sd15\\dreamshaper_8.safetensors") == "sd15"
+    assert arch_from_name("checkpoints", "dreamshaper_8.safetensors") == ""
 
 
 # --- the real server ------------------------------------------------------------------------
