@@ -355,10 +355,15 @@ def role_folders(family: str, role: str, reference: str = "") -> tuple[Folder, .
                          f"takes no '{role}' model on ComfyUI") from None
 
 
-def default_reference(family: str, role: str) -> str:
-    """What a spec that names no `role` file means: the family's usual file (resolved against
-    the server's list like a preset's)."""
-    preset = _DEFAULT_PARTS.get(family)
+def default_reference(family: str, role: str, base: str = "") -> str:
+    """What a spec that names no `role` file means: the usual file of the preset whose base
+    it is (FLUX.2 dev and klein have different text encoders; a name with "dev" and not
+    "klein" is dev), else of the family's first preset. A `preset:<name>` reference, resolved
+    against the server's list like a preset's HF id."""
+    preset = _preset_with(family, "base", base) or _DEFAULT_PARTS.get(family)
+    lower = base.lower()
+    if family == "flux2" and "dev" in lower and "klein" not in lower:
+        preset = "flux2-dev"
     if preset is None:
         raise ValueError(f"the model spec names no '{role}' model")
     return f"preset:{preset}"

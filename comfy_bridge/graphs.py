@@ -85,7 +85,8 @@ class _Job:
     def file(self, role: str) -> str:
         reference = self.request.model.get(role)
         if not reference:
-            reference = default_reference(self.family, role)
+            reference = default_reference(self.family, role,
+                                          str(self.request.model.get("base", "")))
         return resolve_reference(self.family, role, str(reference), self.server)
 
     def sized(self, upload: str) -> Link:

@@ -361,6 +361,12 @@ def test_references_resolve_to_server_names():
     graph, _ = graph_of("flux_depth", server=with_files(flux, {"vae": ["ae.safetensors"]}))
     assert _one(graph, "DualCLIPLoader")["clip_name2"] == "t5xxl_fp8_e4m3fn.safetensors"
     assert _one(graph, "VAELoader")["vae_name"] == "ae.safetensors"
+    # FLUX.2 dev and klein have their own text encoders
+    for base, encoder in (("black-forest-labs/FLUX.2-dev", "mistral_3_small_flux2_bf16"),
+                          ("flux2_dev_fp8mixed.safetensors", "mistral_3_small_flux2_bf16"),
+                          ("black-forest-labs/FLUX.2-klein-4B", "qwen_3_4b")):
+        graph, _ = graph_of("flux2", model={"base": base})
+        assert _one(graph, "CLIPLoader")["clip_name"] == f"{encoder}.safetensors"
 
 
 def test_model_entries_are_the_servers_files():
