@@ -14,6 +14,11 @@ from typing import Any
 
 TINY_SD15_DEPTH = "tiny-sd15-depth"
 TINY = "tiny"  # a weights value meaning "the backend's own tiny random model for this family"
+# The tiny SD 1.5 files a ComfyUI server loads (backend/tiny/comfyui_files.py writes them; the
+# ComfyUI bridge resolves `tiny` to them).
+TINY_COMFYUI_CHECKPOINT = "tiny_sd15_comfy.safetensors"
+TINY_COMFYUI_CONTROLNET = "tiny_sd15_depth_controlnet_comfy.safetensors"
+TINY_COMFYUI_LORA = "tiny_sd15_lora_comfy.safetensors"
 
 # What a family can take: the depth control image (always sent), the colour render (as init or
 # input picture), the capture's float depth (its EXR, or a .npy) and extra reference pictures.
