@@ -128,6 +128,10 @@ NOT_OFFERED = {
     "sd2_depth2img": ("SD 2 depth2img is not offered on ComfyUI: its core nodes have no way to "
                       "feed the float depth to the 5-channel depth UNet (512-depth-ema); use "
                       "the local backend, or an SD 1.5 / SDXL depth ControlNet"),
+    # ComfyUI has WanVaceToVideo, but the bridge sends one picture per job: a clip's frames
+    # and its video result are not mapped yet
+    "wan_vace": ("Wan VACE clips are not offered through ComfyUI yet: the bridge sends still "
+                 "pictures; run clips on the local backend"),
 }
 
 # Where each role's file lives on the server, per family (the Qwen-Image ControlNet is looked

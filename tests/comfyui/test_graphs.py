@@ -311,7 +311,8 @@ def test_family_specifics():
 def test_discovery_on_comfyui_0364():
     able, missing = runnable(RECORDED)
     assert able == RUNS_ON_0364
-    assert missing == {"sd2_depth2img": [], "zimage_controlnet": ["ZImageFunControlnet"],
+    assert missing == {"sd2_depth2img": [], "wan_vace": [],
+                       "zimage_controlnet": ["ZImageFunControlnet"],
                        "flux2": ["EmptyFlux2LatentImage", "Flux2Scheduler"]}
     assert missing_message("flux2", missing["flux2"]) == (
         "this ComfyUI lacks EmptyFlux2LatentImage, Flux2Scheduler: update it or install the "
