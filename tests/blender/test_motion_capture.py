@@ -339,18 +339,28 @@ def _users_scene(addon, scene, tmp_path):
     tree = addon.compositor.compat.scene_compositor(scene)
     user_output = tree.nodes.new("CompositorNodeOutputFile")
     user_output.name = "User File Output"
+    if hasattr(user_output, "file_output_items"):  # 5.x
+        user_output.directory = str(tmp_path / "user")
+        user_output.file_output_items.new("RGBA", "Image")
+    else:
+        user_output.base_path = str(tmp_path / "user")
+    layers = next(n for n in tree.nodes if n.bl_idname == "CompositorNodeRLayers")
+    tree.links.new(layers.outputs["Image"], user_output.inputs[0])
     bpy.context.view_layer.use_pass_vector = False
 
 
 def test_the_users_scene_is_restored(addon, capture_module, scene, tmp_path):
     _users_scene(addon, scene, tmp_path)
     before = _user_settings(scene)
-    capture = capture_module.capture_motion(scene, 5, W, H, tmp_path / "shot",
-                                                             colour=True)
+    capture = capture_module.capture_motion(scene, 5, W, H, tmp_path / "shot", colour=False)
     assert _user_settings(scene) == before
     assert np.abs(capture.vectors).max() > 1, "motion blur was turned off for the capture"
+    assert not (tmp_path / "user").exists(), "the user's compositor did not run"
+    # the colour render is the user's own render, their compositor included
+    capture = capture_module.capture_motion(scene, 5, W, H, tmp_path / "shot", colour=True)
+    assert _user_settings(scene) == before
     assert sorted(p.name for p in (tmp_path / "shot").iterdir()) == ["colour_0005.png"]
-    assert not (tmp_path / "user").exists(), "the user's outputs did not run"
+    assert capture.colour == tmp_path / "shot" / "colour_0005.png"
 
 
 def test_the_users_scene_is_restored_after_a_failure(addon, capture_module, scene, tmp_path):
