@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from . import protocol
+from .backend_kinds import BACKEND_MODULE
 from .environment import python_environment
 from .protocol import HINTS, ErrorCode
 
@@ -63,6 +64,10 @@ class BackendConfig:
     cache_dir: Path
     log_path: Path
     env: tuple[tuple[str, str], ...] = ()  # extra environment: HF cache, model folders, ...
+    # what runs: `python -m backend` (local diffusers) or `python -m comfy_bridge --url ...`
+    # (a ComfyUI server); both speak the same protocol (t2i_core/backend_kinds.py)
+    module: str = BACKEND_MODULE
+    args: tuple[str, ...] = ()
 
 
 class BackendProcess:
@@ -106,7 +111,8 @@ class BackendProcess:
         self._launched = time.perf_counter()
         try:
             self._process = subprocess.Popen(
-                [python, "-m", "backend", "--cache-dir", str(self.config.cache_dir)],
+                [python, "-m", self.config.module, "--cache-dir", str(self.config.cache_dir),
+                 *self.config.args],
                 cwd=EXTENSION_ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=self._log, bufsize=0)
         except OSError as exc:

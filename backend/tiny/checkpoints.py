@@ -82,48 +82,100 @@ def _vae_to_ldm(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return converted
 
 
-def save_sd15_single_file(base: Path, path: Path) -> Path:
-    """An SD 1.5 diffusers folder as one LDM-layout .safetensors file."""
+def sd15_ldm_state(unet: dict[str, torch.Tensor], vae: dict[str, torch.Tensor],
+                   text: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """SD 1.5's diffusers state dicts (UNet, VAE, CLIP text model) as one LDM-layout dict."""
     state: dict[str, torch.Tensor] = {}
-    unet = load_file(base / "unet" / "diffusion_pytorch_model.safetensors")
     state.update({f"model.diffusion_model.{k}": v for k, v in _unet_to_ldm(unet).items()})
-    vae = load_file(base / "vae" / "diffusion_pytorch_model.safetensors")
     state.update({f"first_stage_model.{k}": v for k, v in _vae_to_ldm(vae).items()})
-    text = load_file(base / "text_encoder" / "model.safetensors")
     # transformers 5 saves CLIP without its `text_model.` prefix; LDM files have it.
     state.update({"cond_stage_model.transformer." + ("" if k.startswith("text_model.")
                                                      else "text_model.") + k: v
                   for k, v in text.items()})
+    return state
+
+
+def controlnet_ldm_state(controlnet: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A diffusers SD ControlNet's state dict in lllyasviel's original layout (control_model.*):
+    the UNet's encoder half as the UNet maps it, plus the zero convs (controlnet_down_blocks.N ->
+    zero_convs.N.0, controlnet_mid_block -> middle_block_out.0) and the hint block, whose convs
+    sit at every other index of a Sequential with SiLUs between them (conv_in -> 0,
+    blocks.k -> 2k + 2, conv_out -> last)."""
+    embedding = "controlnet_cond_embedding."
+    hint_blocks = 1 + max((int(k.split(".")[2]) for k in controlnet
+                           if k.startswith(embedding + "blocks.")), default=-1)
+    hint = {"conv_in.": 0, "conv_out.": 2 * hint_blocks + 2}
+    hint |= {f"blocks.{k}.": 2 * k + 2 for k in range(hint_blocks)}
+    unet_part, state = {}, {}
+    for key, value in controlnet.items():
+        if key.startswith(embedding):
+            rest = key[len(embedding):]
+            head = next(h for h in hint if rest.startswith(h))
+            state[f"input_hint_block.{hint[head]}.{rest[len(head):]}"] = value
+        elif key.startswith("controlnet_down_blocks."):
+            index, leaf = key[len("controlnet_down_blocks."):].split(".", 1)
+            state[f"zero_convs.{index}.0.{leaf}"] = value
+        elif key.startswith("controlnet_mid_block."):
+            state["middle_block_out.0." + key[len("controlnet_mid_block."):]] = value
+        else:
+            unet_part[key] = value
+    state.update(_unet_to_ldm(unet_part))
+    return {f"control_model.{k}": v for k, v in state.items()}
+
+
+def save_sd15_single_file(base: Path, path: Path) -> Path:
+    """An SD 1.5 diffusers folder as one LDM-layout .safetensors file."""
+    state = sd15_ldm_state(load_file(base / "unet" / "diffusion_pytorch_model.safetensors"),
+                           load_file(base / "vae" / "diffusion_pytorch_model.safetensors"),
+                           load_file(base / "text_encoder" / "model.safetensors"))
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in state.items()}, path)
     return path
 
 
-def _attention_projections(base: Path) -> dict[str, list[tuple[str, int, int]]]:
-    """component -> [(module path, in, out)] of the layers a LoRA adapts."""
-    found: dict[str, list[tuple[str, int, int]]] = {"unet": [], "text_encoder": []}
-    for component, file, suffixes in (
-            ("unet", "unet/diffusion_pytorch_model.safetensors",
-             (".to_q.weight", ".to_k.weight", ".to_v.weight", ".to_out.0.weight")),
-            ("text_encoder", "text_encoder/model.safetensors",
-             (".q_proj.weight", ".k_proj.weight", ".v_proj.weight", ".out_proj.weight"))):
-        for key, value in load_file(base / file).items():
-            if key.endswith(suffixes) and value.ndim == 2:
+Projections = dict[str, list[tuple[str, int, int]]]
+_ADAPTED = {"unet": (".to_q.weight", ".to_k.weight", ".to_v.weight", ".to_out.0.weight"),
+            "text_encoder": (".q_proj.weight", ".k_proj.weight", ".v_proj.weight",
+                             ".out_proj.weight")}
+
+
+def attention_projections(states: dict[str, dict[str, torch.Tensor]]) -> Projections:
+    """component ("unet", "text_encoder") -> [(module path, in, out)] of the layers a LoRA
+    adapts, from the components' diffusers/transformers state dicts."""
+    found: Projections = {component: [] for component in _ADAPTED}
+    for component, state in states.items():
+        for key, value in state.items():
+            if key.endswith(_ADAPTED[component]) and value.ndim == 2:
                 found[component].append((key[: -len(".weight")], value.shape[1], value.shape[0]))
     return found
 
 
-def save_kohya_lora(base: Path, path: Path, rank: int = 2, seed: int = 0) -> Path:
-    """A kohya-format LoRA (lora_unet_* / lora_te_*, lora_down/lora_up/alpha)."""
+def _attention_projections(base: Path) -> Projections:
+    return attention_projections({
+        "unet": load_file(base / "unet" / "diffusion_pytorch_model.safetensors"),
+        "text_encoder": load_file(base / "text_encoder" / "model.safetensors")})
+
+
+def kohya_lora_state(projections: Projections, rank: int = 2, seed: int = 0,
+                     scale: float = 1.0) -> dict[str, torch.Tensor]:
+    """A kohya-format LoRA (lora_unet_* / lora_te_*, lora_down/lora_up/alpha) over the
+    projections, random; `scale` shrinks lora_up (a LoRA that changes a picture, not one
+    that swamps it)."""
     generator = torch.Generator().manual_seed(seed)
     state: dict[str, torch.Tensor] = {}
     for component, prefix in (("unet", "lora_unet_"), ("text_encoder", "lora_te_")):
-        for module, fan_in, fan_out in _attention_projections(base)[component]:
+        for module, fan_in, fan_out in projections[component]:
             name = prefix + module.replace(".", "_")
             state[f"{name}.lora_down.weight"] = torch.randn(rank, fan_in, generator=generator)
-            state[f"{name}.lora_up.weight"] = torch.randn(fan_out, rank, generator=generator)
+            state[f"{name}.lora_up.weight"] = torch.randn(fan_out, rank,
+                                                          generator=generator) * scale
             state[f"{name}.alpha"] = torch.tensor(float(rank))
-    save_file(state, path)
+    return state
+
+
+def save_kohya_lora(base: Path, path: Path, rank: int = 2, seed: int = 0) -> Path:
+    """A kohya-format LoRA of a tiny SD 1.5 diffusers folder's UNet and text encoder."""
+    save_file(kohya_lora_state(_attention_projections(base), rank, seed), path)
     return path
 
 

@@ -245,7 +245,7 @@ def test_the_mask_catches_the_occlusions_with_few_false_alarms(motion, captured)
         false_alarms += tight[visible].sum()
         visible_total += visible.sum()
     assert occluded_total > 200, "the shot has occlusions"
-    assert caught / occluded_total > 0.9  # undilated, it misses some silhouette pixels
+    assert caught / occluded_total > 0.99
     assert false_alarms / visible_total < 0.01
 
 
@@ -312,6 +312,7 @@ def _user_settings(scene):
         "format": (settings.file_format, settings.color_depth, getattr(settings, "exr_codec", "")),
         "filepath": render.filepath, "extension": render.use_file_extension,
         "samples": scene.cycles.samples, "filter": scene.cycles.filter_width,
+        "world_sampling": scene.world.cycles.sampling_method,
         "tree": None if tree is None else (tree.name, sorted(n.name for n in tree.nodes),
                                            sorted(n.mute for n in tree.nodes)),
         "groups": sorted(g.name for g in bpy.data.node_groups),
@@ -326,28 +327,40 @@ def addon_tree(scene):
 
 def _users_scene(addon, scene, tmp_path):
     """The shot as a user left it: Workbench, motion blur on, their own compositor with a
-    File Output node, PNG output to their own path, frame 3, no vector pass."""
+    File Output node, PNG output to their own path, frame 3, no vector pass, the world's
+    importance map on."""
     motion_shot(scene)
     scene.render.engine = "BLENDER_WORKBENCH"
     scene.render.use_motion_blur = True
+    scene.world.cycles.sampling_method = "AUTOMATIC"
     scene.render.filepath = str(tmp_path / "user" / "render_")
     scene.render.image_settings.file_format = "PNG"
     scene.frame_set(3)
     tree = addon.compositor.compat.scene_compositor(scene)
     user_output = tree.nodes.new("CompositorNodeOutputFile")
     user_output.name = "User File Output"
+    if hasattr(user_output, "file_output_items"):  # 5.x
+        user_output.directory = str(tmp_path / "user")
+        user_output.file_output_items.new("RGBA", "Image")
+    else:
+        user_output.base_path = str(tmp_path / "user")
+    layers = next(n for n in tree.nodes if n.bl_idname == "CompositorNodeRLayers")
+    tree.links.new(layers.outputs["Image"], user_output.inputs[0])
     bpy.context.view_layer.use_pass_vector = False
 
 
 def test_the_users_scene_is_restored(addon, capture_module, scene, tmp_path):
     _users_scene(addon, scene, tmp_path)
     before = _user_settings(scene)
-    capture = capture_module.capture_motion(scene, 5, W, H, tmp_path / "shot",
-                                                             colour=True)
+    capture = capture_module.capture_motion(scene, 5, W, H, tmp_path / "shot", colour=False)
     assert _user_settings(scene) == before
     assert np.abs(capture.vectors).max() > 1, "motion blur was turned off for the capture"
+    assert not (tmp_path / "user").exists(), "the user's compositor did not run"
+    # the colour render is the user's own render, their compositor included
+    capture = capture_module.capture_motion(scene, 5, W, H, tmp_path / "shot", colour=True)
+    assert _user_settings(scene) == before
     assert sorted(p.name for p in (tmp_path / "shot").iterdir()) == ["colour_0005.png"]
-    assert not (tmp_path / "user").exists(), "the user's outputs did not run"
+    assert capture.colour == tmp_path / "shot" / "colour_0005.png"
 
 
 def test_the_users_scene_is_restored_after_a_failure(addon, capture_module, scene, tmp_path):
