@@ -157,3 +157,16 @@ def test_esc_stops_the_panel_animation_after_the_running_frame(addon, scene, bac
     assert 1 <= len(run.results) < 3
     assert any(level == "WARNING" and "Animation cancelled after" in message
                for level, message in driver.reports)
+
+
+def test_an_edit_family_gets_the_carried_frame_as_its_first_reference(shot_blend, tmp_path,
+                                                                     backend):
+    out = tmp_path / "out"
+    proc = _batch(str(shot_blend), "--frames", "1-2", "--model",
+                  '{"family": "flux_kontext", "base": "tiny"}', "--prompt", "make it stone",
+                  "--steps", "2", "--size", "64x64", "--temporal", "--out", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    record = _record(out, 2)
+    assert record["temporal"]["carried_from"] == 1 and record["mask_image"] == ""
+    assert [Path(p).name for p in record["reference_images"]] == [
+        "frame_0002_carried.png", "frame_0002_depth.png"]
