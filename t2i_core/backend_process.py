@@ -63,6 +63,10 @@ class BackendConfig:
     cache_dir: Path
     log_path: Path
     env: tuple[tuple[str, str], ...] = ()  # extra environment: HF cache, model folders, ...
+    # the process to run: `backend` (diffusers here) or `comfy_bridge` (a ComfyUI server,
+    # args ("--url", URL)); both speak the same protocol
+    module: str = "backend"
+    args: tuple[str, ...] = ()
 
 
 class BackendProcess:
@@ -106,7 +110,8 @@ class BackendProcess:
         self._launched = time.perf_counter()
         try:
             self._process = subprocess.Popen(
-                [python, "-m", "backend", "--cache-dir", str(self.config.cache_dir)],
+                [python, "-m", self.config.module, "--cache-dir", str(self.config.cache_dir),
+                 *self.config.args],
                 cwd=EXTENSION_ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=self._log, bufsize=0)
         except OSError as exc:

@@ -89,3 +89,33 @@ def encode_png(pixels: np.ndarray, text: dict[str, str] | None = None, level: in
 def write_png(path: str | os.PathLike, pixels: np.ndarray,
               text: dict[str, str] | None = None, level: int = 6) -> Path:
     return write_bytes_atomic(path, encode_png(pixels, text, level))
+
+
+_TEXT_CHUNKS = (b"tEXt", b"iTXt", b"zTXt")
+
+
+def replace_text(data: bytes, text: dict[str, str]) -> bytes:
+    """The PNG `data` with its text chunks replaced by `text` (iTXt, as encode_png writes
+    them), pixels untouched: for a result another program encoded (ComfyUI's SaveImage).
+    ValueError if `data` is not a well-formed PNG."""
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        raise ValueError("not a PNG file")
+    chunks, offset = [], 8
+    while offset < len(data):
+        if offset + 12 > len(data):
+            raise ValueError("a truncated PNG chunk")
+        length = struct.unpack(">I", data[offset:offset + 4])[0]
+        kind = data[offset + 4:offset + 8]
+        end = offset + 12 + length
+        if end > len(data):
+            raise ValueError("a truncated PNG chunk")
+        if kind not in _TEXT_CHUNKS:
+            chunks.append((kind, data[offset:end]))
+        offset = end
+        if kind == b"IEND":
+            break
+    if not chunks or chunks[0][0] != b"IHDR" or chunks[-1][0] != b"IEND":
+        raise ValueError("a PNG without IHDR or IEND")
+    ours = b"".join(_chunk(b"iTXt", key.encode("latin-1") + b"\0\0\0\0\0"
+                           + value.encode("utf-8")) for key, value in text.items())
+    return b"\x89PNG\r\n\x1a\n" + chunks[0][1] + ours + b"".join(c for _, c in chunks[1:])

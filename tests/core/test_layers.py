@@ -26,6 +26,7 @@ LAYERS: dict[str, int] = {
     "": 7,  # the extension's root __init__: registration only
 }
 BACKEND = "backend"  # its own process: of the add-on, only t2i_core
+BRIDGE = "comfy_bridge"  # the ComfyUI bridge, a process too: t2i_core and the stdlib only
 PURE_THIRD_PARTY = {"numpy"}
 
 
@@ -34,8 +35,9 @@ def _package_of(module: str) -> str:
     for package in sorted(LAYERS, key=len, reverse=True):
         if package and (module == package or module.startswith(package + ".")):
             return package
-    if module == BACKEND or module.startswith(BACKEND + "."):
-        return BACKEND
+    for process in (BACKEND, BRIDGE):
+        if module == process or module.startswith(process + "."):
+            return process
     if module in ("", "__init__", "blender_t2i"):
         return ""
     raise AssertionError(f"{module} is in no layer: add it to docs/architecture.md and LAYERS")
@@ -72,12 +74,13 @@ def _imports(path: Path) -> list[tuple[int, str]]:
 
 
 def _internal(module: str) -> bool:
-    return module.split(".")[0] in ("t2i_core", "blender_t2i", "compositor", "operators", BACKEND)
+    return module.split(".")[0] in ("t2i_core", "blender_t2i", "compositor", "operators", BACKEND,
+                                    BRIDGE)
 
 
 def _source_files() -> list[Path]:
     files = [ROOT / "__init__.py"]
-    for folder in ("t2i_core", "blender_t2i", "compositor", "operators", BACKEND):
+    for folder in ("t2i_core", "blender_t2i", "compositor", "operators", BACKEND, BRIDGE):
         files += sorted((ROOT / folder).rglob("*.py"))
     return files
 
@@ -91,11 +94,11 @@ def test_every_import_points_down_the_layers():
                 continue
             target = _package_of(module)
             where = f"{path.relative_to(ROOT)}:{line} imports {module}"
-            if source == BACKEND:
-                if target not in (BACKEND, "t2i_core"):
-                    wrong.append(f"{where} (the backend may use only t2i_core)")
-            elif target == BACKEND:
-                wrong.append(f"{where} (the add-on never imports the backend)")
+            if source in (BACKEND, BRIDGE):
+                if target not in (source, "t2i_core"):
+                    wrong.append(f"{where} ({source} may use only t2i_core)")
+            elif target in (BACKEND, BRIDGE):
+                wrong.append(f"{where} (the add-on never imports {target})")
             elif target != source and LAYERS[target] >= LAYERS[source]:
                 wrong.append(f"{where} ({target} is not below {source or 'the root'})")
     assert not wrong, "\n".join(wrong)
@@ -107,6 +110,18 @@ def test_the_pure_package_imports_only_the_standard_library_and_numpy():
         for line, module in _imports(path):
             top = module.split(".")[0]
             if _internal(module) or top in sys.stdlib_module_names or top in PURE_THIRD_PARTY:
+                continue
+            wrong.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_comfyui_bridge_imports_only_the_standard_library_and_t2i_core():
+    """It runs in Blender's own Python with nothing installed (docs/comfyui.md)."""
+    wrong = []
+    for path in sorted((ROOT / BRIDGE).rglob("*.py")):
+        for line, module in _imports(path):
+            top = module.split(".")[0]
+            if top in (BRIDGE, "t2i_core") or top in sys.stdlib_module_names:
                 continue
             wrong.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
     assert not wrong, "\n".join(wrong)
