@@ -82,18 +82,52 @@ def _vae_to_ldm(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return converted
 
 
-def save_sd15_single_file(base: Path, path: Path) -> Path:
-    """An SD 1.5 diffusers folder as one LDM-layout .safetensors file."""
+def sd15_ldm_state(unet: dict[str, torch.Tensor], vae: dict[str, torch.Tensor],
+                   text: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """SD 1.5's diffusers state dicts (UNet, VAE, CLIP text model) as one LDM-layout dict."""
     state: dict[str, torch.Tensor] = {}
-    unet = load_file(base / "unet" / "diffusion_pytorch_model.safetensors")
     state.update({f"model.diffusion_model.{k}": v for k, v in _unet_to_ldm(unet).items()})
-    vae = load_file(base / "vae" / "diffusion_pytorch_model.safetensors")
     state.update({f"first_stage_model.{k}": v for k, v in _vae_to_ldm(vae).items()})
-    text = load_file(base / "text_encoder" / "model.safetensors")
     # transformers 5 saves CLIP without its `text_model.` prefix; LDM files have it.
     state.update({"cond_stage_model.transformer." + ("" if k.startswith("text_model.")
                                                      else "text_model.") + k: v
                   for k, v in text.items()})
+    return state
+
+
+def controlnet_ldm_state(controlnet: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A diffusers SD ControlNet's state dict in lllyasviel's original layout (control_model.*):
+    the UNet's encoder half as the UNet maps it, plus the zero convs (controlnet_down_blocks.N ->
+    zero_convs.N.0, controlnet_mid_block -> middle_block_out.0) and the hint block, whose convs
+    sit at every other index of a Sequential with SiLUs between them (conv_in -> 0,
+    blocks.k -> 2k + 2, conv_out -> last)."""
+    embedding = "controlnet_cond_embedding."
+    hint_blocks = 1 + max((int(k.split(".")[2]) for k in controlnet
+                           if k.startswith(embedding + "blocks.")), default=-1)
+    hint = {"conv_in.": 0, "conv_out.": 2 * hint_blocks + 2}
+    hint |= {f"blocks.{k}.": 2 * k + 2 for k in range(hint_blocks)}
+    unet_part, state = {}, {}
+    for key, value in controlnet.items():
+        if key.startswith(embedding):
+            rest = key[len(embedding):]
+            head = next(h for h in hint if rest.startswith(h))
+            state[f"input_hint_block.{hint[head]}.{rest[len(head):]}"] = value
+        elif key.startswith("controlnet_down_blocks."):
+            index, leaf = key[len("controlnet_down_blocks."):].split(".", 1)
+            state[f"zero_convs.{index}.0.{leaf}"] = value
+        elif key.startswith("controlnet_mid_block."):
+            state["middle_block_out.0." + key[len("controlnet_mid_block."):]] = value
+        else:
+            unet_part[key] = value
+    state.update(_unet_to_ldm(unet_part))
+    return {f"control_model.{k}": v for k, v in state.items()}
+
+
+def save_sd15_single_file(base: Path, path: Path) -> Path:
+    """An SD 1.5 diffusers folder as one LDM-layout .safetensors file."""
+    state = sd15_ldm_state(load_file(base / "unet" / "diffusion_pytorch_model.safetensors"),
+                           load_file(base / "vae" / "diffusion_pytorch_model.safetensors"),
+                           load_file(base / "text_encoder" / "model.safetensors"))
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in state.items()}, path)
     return path

@@ -115,28 +115,40 @@ def build_sd15_controlnet(folder: Path) -> dict[str, Path]:
             "controlnet": _save(controlnet, folder / "controlnet")}
 
 
+def sd15_full_size_vae() -> Any:
+    """SD 1.5's VAE at its real size (random weights)."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(block_out_channels=(128, 256, 512, 512), layers_per_block=2,
+                         down_block_types=("DownEncoderBlock2D",) * 4,
+                         up_block_types=("UpDecoderBlock2D",) * 4, latent_channels=4,
+                         sample_size=512)
+
+
+def clip_vit_l_text_encoder() -> Any:
+    """SD 1.5's text encoder (CLIP ViT-L/14's text half) at its real size (random weights)."""
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    return CLIPTextModel(CLIPTextConfig(
+        hidden_size=768, intermediate_size=3072, num_attention_heads=12, num_hidden_layers=12,
+        max_position_embeddings=77, vocab_size=49408, projection_dim=768))
+
+
 def build_sd15_controlnet_full_size(folder: Path) -> dict[str, Path]:
     """SD 1.5's real architecture (UNet, depth ControlNet, VAE, CLIP ViT-L text encoder) with
     random weights: ~1.1 B parameters, for benchmarks that need real per-step cost offline."""
     from diffusers import (
-        AutoencoderKL,
         ControlNetModel,
         StableDiffusionPipeline,
         UNet2DConditionModel,
         UniPCMultistepScheduler,
     )
-    from transformers import CLIPTextConfig, CLIPTextModel
 
     torch.manual_seed(0)
     unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768)
     controlnet = ControlNetModel(cross_attention_dim=768)
-    vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), layers_per_block=2,
-                        down_block_types=("DownEncoderBlock2D",) * 4,
-                        up_block_types=("UpDecoderBlock2D",) * 4, latent_channels=4,
-                        sample_size=512)
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        hidden_size=768, intermediate_size=3072, num_attention_heads=12, num_hidden_layers=12,
-        max_position_embeddings=77, vocab_size=49408, projection_dim=768))
+    vae = sd15_full_size_vae()
+    text_encoder = clip_vit_l_text_encoder()
     scheduler = UniPCMultistepScheduler(beta_start=0.00085, beta_end=0.012,
                                         beta_schedule="scaled_linear")
     base = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=clip_tokenizer(),
