@@ -31,7 +31,7 @@ from .errors import (
     rejected_prompt,
     unreachable,
 )
-from .families import ServerInfo, missing_message, required_nodes
+from .families import NOT_OFFERED, ServerInfo, missing_message, required_nodes
 from .graphs import Uploads, build_graph
 from .http import ComfyClient, HttpError, ServerUnreachable
 from .websocket import BINARY, WebSocket, WebSocketClosed
@@ -41,6 +41,7 @@ log = logging.getLogger("blender_t2i.comfy_bridge")
 POLL_S = 0.2  # the longest the job loop waits on the socket before it looks at cancel again
 QUIET_CHECK_S = 10.0  # a silent socket this long: ask /history whether the job ended unseen
 CANCEL_WAIT_S = 10.0  # how long a cancel waits for the server to drop or stop the job
+HISTORY_WAIT_S = 5.0  # how long a finished job's outputs may take to appear in /history
 KEEP_PREVIEWS = 2  # as the local backend: only the newest two while the job runs
 PREVIEW_IMAGE = 1  # ComfyUI's binary event type of a step preview; then 1 = JPEG, 2 = PNG
 PREVIEW_SUFFIX = {1: ".jpg", 2: ".png"}
@@ -80,6 +81,9 @@ class Job:
         """The `result` event; raises BridgeError or JobCancelled."""
         request, started = self.request, time.perf_counter()
         family = str(request.model.get("family", ""))
+        if family in NOT_OFFERED or family not in FAMILY_INFO:
+            raise BridgeError(ErrorCode.BAD_REQUEST, NOT_OFFERED.get(
+                family, f"generate: unknown family '{family}'"))
         missing = sorted(required_nodes(family, request) - self.server.nodes)
         if missing:
             raise BridgeError(ErrorCode.SERVER_REJECTED,
@@ -222,8 +226,8 @@ class Job:
                                   f"{self.client.url} (by someone else)",
                                   "Generate again; someone or something on the server "
                                   "pressed Cancel.")
-            elif kind == "execution_success" or (kind == "executing"
-                                                 and data.get("node") is None):
+            elif kind == "executing" and data.get("node") is None:
+                # sent once the history holds the outputs (execution_success comes before)
                 return started if started is not None else time.perf_counter()
 
     def _finished_unseen(self) -> bool:
@@ -313,9 +317,14 @@ class Job:
     # --- the result ---------------------------------------------------------------------------
 
     def _fetch_result(self, save_node: str, graph: dict[str, dict]) -> tuple[Path, str]:
-        history = self._call(lambda: self.client.get_json(f"/history/{self.prompt_id}"))
-        entry = history.get(self.prompt_id) if isinstance(history, dict) else None
-        images = (((entry or {}).get("outputs") or {}).get(save_node) or {}).get("images")
+        deadline = time.monotonic() + HISTORY_WAIT_S
+        while True:  # a server that ends with execution_success alone may store it a bit later
+            history = self._call(lambda: self.client.get_json(f"/history/{self.prompt_id}"))
+            entry = history.get(self.prompt_id) if isinstance(history, dict) else None
+            images = (((entry or {}).get("outputs") or {}).get(save_node) or {}).get("images")
+            if images or time.monotonic() > deadline:
+                break
+            time.sleep(POLL_S)
         if not images:
             raise BridgeError(ErrorCode.GENERATION_FAILED,
                               f"ComfyUI finished the job but its history has no image of "
