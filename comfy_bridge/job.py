@@ -91,14 +91,10 @@ class Job:
                               "Update ComfyUI or install the node pack that provides these "
                               "nodes, then restart it; or pick a family the server lists.")
         self._check_cancel()
+        self._graph(self._placeholders())  # a model the server lacks: refused before uploads
         uploads = self._upload()
         inputs_done = time.perf_counter()
-        try:
-            graph, save_node = build_graph(request, uploads, self.server)
-        except ValueError as exc:  # a model reference the server has no file for
-            raise BridgeError(ErrorCode.MODEL_NOT_FOUND, str(exc),
-                              "Put the file into the ComfyUI server's model folder, or pick "
-                              "one the server lists in the model browser.") from None
+        graph, save_node = self._graph(uploads)
         self._check_cancel()
         ws = self._connect()
         try:
@@ -126,6 +122,27 @@ class Job:
                 "reused_model": bool(loaders) and loaders <= self._cached,
                 "peak_memory": None, "memory_mode": request.memory_mode,
                 "scheduler": sampler}
+
+    def _graph(self, uploads: Uploads) -> tuple[dict[str, dict], str]:
+        try:
+            return build_graph(self.request, uploads, self.server)
+        except ValueError as exc:
+            # graphs/families raise ValueError for both; only a file the server lacks is a
+            # missing model, the rest (a role the spec lacks or the family has not) a bad spec
+            text = str(exc)
+            if "not on this ComfyUI" in text or "no tiny ComfyUI model" in text:
+                raise BridgeError(ErrorCode.MODEL_NOT_FOUND, text,
+                                  "Put the file into the ComfyUI server's model folder, or "
+                                  "pick one the server lists in the model browser.") from None
+            raise BridgeError(ErrorCode.BAD_REQUEST, f"generate: {text}") from None
+
+    def _placeholders(self) -> Uploads:
+        """Upload names for checking the graph before anything goes up."""
+        request = self.request
+        return Uploads(control="control.png", init="init.png" if request.init_image else None,
+                       mask="mask.png" if request.mask_image else None,
+                       references=tuple(f"reference{i}.png" for i, _ in
+                                        enumerate(request.reference_images)))
 
     def _check_cancel(self) -> None:
         if self.cancelled():

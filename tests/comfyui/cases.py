@@ -167,6 +167,32 @@ def case_cancel(rig: Rig) -> None:
         assert state["queue_running"] == [] and state["queue_pending"] == [], state
 
 
+def case_exit_mid_job(rig: Rig) -> None:
+    """Blender quits mid-job (the queue closes the bridge's stdin): the bridge interrupts its
+    job on the server and is gone within about 2 s; nothing of it stays on the server."""
+    queue = JobQueue()
+    stopped: list[float] = []
+    queue.submit(request(rig, "orphan", steps=60), rig.config())
+    deadline = time.monotonic() + 300
+    while not stopped and time.monotonic() < deadline:
+        for update in queue.poll(timeout=0.05):
+            if update.kind == UpdateKind.PROGRESS and not stopped:
+                process = queue._process._process  # the bridge's Popen, for its status
+                started = time.monotonic()
+                queue.stop(wait=True)  # closes stdin; kills it after 10 s if still there
+                stopped.append(time.monotonic() - started)
+    assert stopped, "the job never started"
+    assert process.poll() == 0, process.returncode  # it left by itself, not killed
+    assert stopped[0] < 4.0, f"the bridge took {stopped[0]:.1f} s to exit"
+    if rig.live:  # the interrupt lands at the server's next step
+        for _ in range(50):
+            state = rig.server_queue()
+            if not state["queue_running"] and not state["queue_pending"]:
+                break
+            time.sleep(0.1)
+        assert state["queue_running"] == [] and state["queue_pending"] == [], state
+
+
 def case_bad_graph(rig: Rig) -> None:
     """A size the server's EmptyLatentImage refuses (below its minimum 16): SERVER_REJECTED
     naming the node and ComfyUI's complaint; the bridge keeps serving."""
@@ -217,12 +243,13 @@ def case_missing_node(rig: Rig) -> None:
                  "controlnet": "zimage_fun_controlnet.safetensors"}
         handle = queue.submit(request(rig, "zimage", model=model), rig.config())
         updates = run(queue)
+        families = queue.backend_ready["families"]
     finally:
         queue.stop(wait=True)
     assert finals(updates) == [("zimage", UpdateKind.FAILED)]
     assert "this ComfyUI lacks" in str(handle.error), handle.error.report()
     assert "update it or install the node pack" in str(handle.error)
-    assert "zimage_controlnet" not in queue.backend_ready["families"]
+    assert "zimage_controlnet" not in families and "sd15_controlnet" in families
 
 
 def case_missing_model(rig: Rig) -> None:
@@ -241,6 +268,7 @@ def case_missing_model(rig: Rig) -> None:
 
 CASES: dict[str, Callable[[Rig], None]] = {
     "generate": case_generate, "three_in_a_row": case_three_in_a_row, "cancel": case_cancel,
+    "exit_mid_job": case_exit_mid_job,
     "bad_graph": case_bad_graph, "server_killed": case_server_killed,
     "missing_node": case_missing_node, "missing_model": case_missing_model,
 }

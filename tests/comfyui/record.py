@@ -1,5 +1,6 @@
-"""`python -m tests.comfyui.record` (`make record-comfyui`): run the live cases against the real
-ComfyUI named by T2I_TEST_COMFYUI / T2I_TEST_COMFYUI_PYTHON and rewrite the recordings."""
+"""`python -m tests.comfyui.record [CASE...]` (`make record-comfyui`): run the live cases (all, or
+the named ones) against the real ComfyUI named by T2I_TEST_COMFYUI / T2I_TEST_COMFYUI_PYTHON
+and rewrite their recordings."""
 
 from __future__ import annotations
 
@@ -18,12 +19,15 @@ def main() -> int:
     if isinstance(found, str):
         print(f"record-comfyui: {found}", file=sys.stderr)
         return 2
-    shutil.rmtree(RECORDINGS / "shared", ignore_errors=True)  # only what the cases use stays
+    cases = sys.argv[1:]  # none: all of them
+    if not cases:
+        shutil.rmtree(RECORDINGS / "shared", ignore_errors=True)  # only what is used stays
     os.environ[RECORD_ENV] = "1"
     import pytest
 
     here = Path(__file__).resolve().parent
-    return pytest.main([str(here / "test_live.py"), "-x", "-q"])
+    select = ["-k", " or ".join(f"[{case}]" for case in cases)] if cases else []
+    return pytest.main([str(here / "test_live.py"), "-x", "-q", *select])
 
 
 if __name__ == "__main__":

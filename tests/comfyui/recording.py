@@ -32,6 +32,7 @@ SMALL = 64 << 10
 DISCOVERY = ("/system_stats", "/object_info", "/models")
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 CLIENT = re.compile(r"clientId=([0-9a-f]{32})")
+SESSION = re.compile(r'filename="t2i_.*_([0-9a-f]{8})_(?:control|init|mask|reference\d+)\.')
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
@@ -45,6 +46,10 @@ class Names:
         if client_id not in self.values:
             self.values[client_id] = "<client_id>"
             self.values[client_id[:8]] = "<session>"
+
+    def learn_session(self, session: str) -> None:
+        """The uploads come before the client id is seen: their names carry its first part."""
+        self.values.setdefault(session, "<session>")
 
     def learn_prompt(self, prompt_id: str) -> None:
         if prompt_id not in self.values:
@@ -158,11 +163,24 @@ def request_body(request: Request, names: Names) -> Any:
     return binary_record(request.body)
 
 
+def _without_input_files(info: Any) -> Any:
+    """/object_info with the input folder's listing (LoadImage's choices) emptied: it grows
+    with every upload, which would make each answer a new file; the bridge never reads it."""
+    for node in ("LoadImage", "LoadImageMask"):
+        spec = (((info.get(node) or {}).get("input") or {}).get("required") or {}).get("image") \
+            if isinstance(info, dict) else None
+        if isinstance(spec, list) and spec and isinstance(spec[0], list):
+            spec[0] = []
+    return info
+
+
 def response_record(status: int, content_type: str, body: bytes, names: Names,
-                    blobs: Path) -> dict[str, Any]:
+                    blobs: Path, path: str = "") -> dict[str, Any]:
     entry: dict[str, Any] = {"status": status, "content_type": content_type}
     if content_type.startswith("application/json"):
         value = names.normalise(json.loads(body))
+        if path == "/object_info":
+            value = _without_input_files(value)
         text = json.dumps(value, sort_keys=True)
         if len(text) > SMALL:  # /object_info: one shared file per distinct answer
             digest = hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -196,6 +214,10 @@ def learn(request: Request, names: Names) -> None:
     found = CLIENT.search(request.target)
     if found:
         names.learn_client(found.group(1))
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        session = SESSION.search(request.body[:4096].decode("latin-1"))
+        if session:
+            names.learn_session(session.group(1))
     if request.headers.get("content-type", "").startswith("application/json") \
             and request.body:
         body = json.loads(request.body)
@@ -296,11 +318,13 @@ class RecordingProxy(_Listener):
         self.recording = Recording()
         self.lock = threading.Lock()
         self._ws_count = 0
+        self._states_kept: set[int] = set()
         super().__init__()
 
     def start_case(self) -> None:
         with self.lock:
             self.names, self.recording, self._ws_count = Names(), Recording(), 0
+            self._states_kept = set()
 
     def _anchor(self) -> int:
         """The index of the newest job exchange (not discovery): what a ws message followed."""
@@ -343,7 +367,8 @@ class RecordingProxy(_Listener):
                            "unreachable": True})
                 return  # the bridge sees the connection drop, as with the server itself
             with self.lock:
-                response = response_record(answer.status, kind, data, self.names, self.blobs)
+                response = response_record(answer.status, kind, data, self.names, self.blobs,
+                                           path)
             self._add({"method": request.method, "path": path, "body": body,
                        "response": response})
             send_response(conn, answer.status, kind, data)
@@ -406,6 +431,12 @@ class RecordingProxy(_Listener):
             entry: dict[str, Any] = {"conn": number, "after": self._anchor(), "opcode": opcode}
             if opcode == 1:
                 entry["json"] = self.names.normalise(json.loads(payload))
+                # ComfyUI's per-node state after every step, which the bridge does not read:
+                # the first of a connection is kept (the bridge must skip it), not 40 of them
+                if entry["json"].get("type") == "progress_state":
+                    if number in self._states_kept:
+                        return
+                    self._states_kept.add(number)
             elif opcode == 2:
                 entry["binary"] = binary_record(payload)
             else:
@@ -522,7 +553,15 @@ class ReplayServer(_Listener):
         closed.wait(60)
 
     def unused(self) -> list[str]:
-        """Recorded job requests the bridge never sent (discovery ones may be fewer)."""
+        """Recorded job requests the bridge never sent. Discovery and polls (GET /queue,
+        /history) may come a different number of times, and a request repeated in the
+        recording (a second interrupt at exit) counts as sent when one like it was."""
+        def key(entry: dict[str, Any]) -> str:
+            return json.dumps([entry["method"], entry["path"], entry.get("body")],
+                              sort_keys=True)
+
+        sent = {key(e) for e in self.exchanges if e["i"] in self.used}
         return [f"{e['method']} {e['path']}" for e in self.exchanges
-                if e["i"] not in self.used and not e["path"].startswith(DISCOVERY)
-                and e["path"] not in ("/queue",) and not e["path"].startswith("/history")]
+                if key(e) not in sent and not e["path"].startswith(DISCOVERY)
+                and not (e["method"] == "GET" and (e["path"] == "/queue"
+                                                   or e["path"].startswith("/history")))]
