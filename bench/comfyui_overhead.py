@@ -7,7 +7,7 @@ writing the PNG with its text); (b) a bare client: POST /prompt -> WebSocket
 execution_success, the depth uploaded once beforehand. Runs are interleaved.
 
     T2I_TEST_COMFYUI=... T2I_TEST_COMFYUI_PYTHON=... \
-        .venv/bin/python bench/comfyui_overhead.py [--size 192] [--steps 10] [--runs 5]
+        .venv/bin/python bench/comfyui_overhead.py [--size 64] [--steps 20] [--runs 5]
 
 Goal: a ratio of at most 1.05 for a job over 1 s. Figures are printed, not asserted.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import statistics
 import sys
 import tempfile
@@ -76,10 +77,12 @@ def bare_run(client: ComfyClient, graph: dict, client_id: str) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", type=int, default=192)
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
+    # a `timeout` or Ctrl-C still stops the ComfyUI this started (the finally below)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     found = find_comfyui()
     if isinstance(found, str):
         print(f"comfyui_overhead: {found}", file=sys.stderr)
