@@ -146,15 +146,15 @@ class Runner:
         finally:
             previews.close()  # every progress event is out before the result or error
         timings["generate"] = round(time.perf_counter() - started, 4)
-        if image.size != (request.width, request.height):  # edit models round sizes
-            image = image.resize((request.width, request.height), Image.Resampling.LANCZOS)
-        image = keep_unmasked(job, image)
         started = time.perf_counter()
-        path = Path(request.output_dir) / f"{request.id}.png"
-        write_png_atomic(image, path,
-                         _png_parameters(request, type(loaded.pipe.scheduler).__name__))
+        text = _png_parameters(request, type(loaded.pipe.scheduler).__name__)
+        if request.control_frames:
+            paths = _write_frames(image, request, text)
+        else:
+            paths = [Path(request.output_dir) / f"{request.id}.png"]
+            write_png_atomic(keep_unmasked(job, _fit(image, request)), paths[0], text)
         timings["write"] = round(time.perf_counter() - started, 4)
-        return JobResult(paths=[str(path)], timings=timings, reused=loaded is reused,
+        return JobResult(paths=[str(p) for p in paths], timings=timings, reused=loaded is reused,
                          peak_memory=torch.cuda.max_memory_allocated(cuda) if cuda else None,
                          memory_mode=loaded.memory_mode,
                          scheduler=type(loaded.pipe.scheduler).__name__)
@@ -294,7 +294,8 @@ class Runner:
         mode = request.model.get("control_mode")
         return Job(request=request, depth=depth, render=render, depth_float=depth_float,
                    references=references, mask=mask,
-                   control_mode=mode if isinstance(mode, int) else None)
+                   control_mode=mode if isinstance(mode, int) else None,
+                   clip=_read_clip(request, family))
 
 
 class _PreviewWriter:
@@ -506,6 +507,54 @@ def _read_picture(path: str, what: str, size: tuple[int, int] | None,
     if size is not None and picture.size != size:
         picture = picture.resize(size, Image.Resampling.BILINEAR)
     return picture
+
+
+def _read_clip(request: GenerateRequest, family: ModuleType) -> list[Image.Image]:
+    """A clip's depth frames, read whole and of one size (a frame of another size is a
+    different capture, not a resize away), then sized to the job."""
+    if not request.control_frames:
+        return []
+    if not family.INFO.takes_clip:  # parse_generate says so for every known family
+        raise BackendError(ErrorCode.BAD_REQUEST, f"{family.NAME} makes still pictures, not "
+                           "clips: send 'control_frames' to a video family")
+    size = (request.width, request.height)
+    frames, first = [], None
+    for number, path in enumerate(request.control_frames, start=1):
+        frame = _read_rgb(path, f"control frame {number}", None)
+        first = first or frame.size
+        if frame.size != first:
+            raise BackendError(ErrorCode.BAD_REQUEST,
+                               f"control frame {number} '{path}' is {frame.size[0]}x"
+                               f"{frame.size[1]}, frame 1 {first[0]}x{first[1]}: a clip's "
+                               "depth frames must all have one size",
+                               hint="Capture every frame of the clip at the same size.")
+        # sized at once: only the job's size (which the size limit bounds) is kept per frame
+        frames.append(frame if frame.size == size else
+                      frame.resize(size, Image.Resampling.BILINEAR))
+    return frames
+
+
+def _fit(image: Image.Image, request: GenerateRequest) -> Image.Image:
+    """The result at the job's size (edit models round sizes)."""
+    if image.size == (request.width, request.height):
+        return image
+    return image.resize((request.width, request.height), Image.Resampling.LANCZOS)
+
+
+def _write_frames(images: Any, request: GenerateRequest, text: dict[str, str]) -> list[Path]:
+    """A clip's results, <id>.0001.png..., each written atomically with the job's text chunks
+    and its frame number."""
+    if not isinstance(images, list) or len(images) != len(request.control_frames):
+        raise BackendError(ErrorCode.GENERATION_FAILED,
+                           f"the pipeline made {len(images) if isinstance(images, list) else 1}"
+                           f" frame(s) for a clip of {len(request.control_frames)}")
+    paths = []
+    for number, image in enumerate(images, start=1):
+        path = Path(request.output_dir) / f"{request.id}.{number:04d}.png"
+        write_png_atomic(_fit(image, request), path,
+                         {**text, "t2i:frame": f"{number}/{len(images)}"})
+        paths.append(path)
+    return paths
 
 
 def _mask_grey(image: Image.Image) -> Image.Image:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from t2i_core import protocol
+from t2i_core.presets import FAMILY_INFO
 from t2i_core.protocol import ErrorCode
 
 from .errors import BackendError, JobCancelled
@@ -109,7 +110,10 @@ class Server:
             except protocol.ProtocolError as exc:
                 self.events.send(protocol.error_event(exc.code, str(exc), exc.job_id))
                 return True
-            too_big = protocol.size_error(request.width, request.height, self.max_megapixels)
+            family = FAMILY_INFO.get(str(request.model.get("family")))
+            too_big = protocol.size_error(request.width, request.height, self.max_megapixels,
+                                          len(request.control_frames),
+                                          family.clip_frame_step if family else 0)
             if too_big is not None:
                 self.events.send(protocol.error_event(
                     ErrorCode.BAD_REQUEST, f"generate: {too_big}", request.id,

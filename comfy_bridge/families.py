@@ -11,11 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from t2i_core.presets import FAMILY_INFO, PRESETS, REFERENCES, RENDER, TINY, TINY_SD15_DEPTH
+from t2i_core.presets import (
+    FAMILY_INFO,
+    PRESETS,
+    REFERENCES,
+    RENDER,
+    TINY,
+    TINY_COMFYUI_CHECKPOINT,
+    TINY_COMFYUI_CONTROLNET,
+    TINY_SD15_DEPTH,
+)
 
-# The project's tiny ComfyUI files (backend/tiny/comfyui_files.py writes them).
-TINY_CHECKPOINT = "tiny_sd15_comfy.safetensors"
-TINY_CONTROLNET = "tiny_sd15_depth_controlnet_comfy.safetensors"
+TINY_CHECKPOINT, TINY_CONTROLNET = TINY_COMFYUI_CHECKPOINT, TINY_COMFYUI_CONTROLNET
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,10 @@ NOT_OFFERED = {
     "sd2_depth2img": ("SD 2 depth2img is not offered on ComfyUI: its core nodes have no way to "
                       "feed the float depth to the 5-channel depth UNet (512-depth-ema); use "
                       "the local backend, or an SD 1.5 / SDXL depth ControlNet"),
+    # ComfyUI has WanVaceToVideo, but the bridge sends one picture per job: a clip's frames
+    # and its video result are not mapped yet
+    "wan_vace": ("Wan VACE clips are not offered through ComfyUI yet: the bridge sends still "
+                 "pictures; run clips on the local backend"),
 }
 
 # Where each role's file lives on the server, per family (the Qwen-Image ControlNet is looked
@@ -222,26 +233,46 @@ def missing_message(family: str, missing: list[str]) -> str:
 
 def model_entries(server: ServerInfo) -> list[dict[str, Any]]:
     """The server's model files as protocol `models` entries (the add-on's model browser);
-    `reference` is the name the loaders take. The arch is left empty unless the name says it
-    (the server gives names, not headers)."""
+    `reference` is the name the loaders take, `path` the folder and name on the server. The
+    server gives names, not headers: the arch is what a conventional name says, else ""."""
     entries: list[dict[str, Any]] = []
     for folder in FOLDERS:
         for name in server.files(folder):
             entries.append({"path": f"{folder.name}/{name}", "reference": name,
                             "name": name.replace("\\", "/").rsplit("/", 1)[-1],
                             "source": "comfyui_server", "role": _ENTRY_ROLE[folder.name],
-                            "folder": folder.name, "arch": _arch_from_name(name)})
+                            "arch": arch_from_name(folder.name, name),
+                            "note": f"on the ComfyUI server, models/{folder.name}/"})
     return entries
 
 
-def _arch_from_name(name: str) -> str:
-    lower = name.lower().replace("-", "_").replace(".", "_")
-    for marker, arch in (("sd15", "sd15"), ("v1_5", "sd15"), ("sdxl", "sdxl"),
-                         ("sd_xl", "sdxl"), ("flux1_depth", "flux1_depth"),
-                         ("flux_2", "flux2"), ("flux2", "flux2"), ("flux1", "flux1"),
-                         ("z_image", "zimage"), ("zimage", "zimage"),
-                         ("qwen_image", "qwen_image")):
-        if marker in lower:
+# (the folders a rule is for, words the name holds) -> arch (t2i_core.model_library's
+# ARCH_LABELS keys; "" = a kind it has no key for); the first that matches.
+_MODELS = ("checkpoints", "diffusion_models", "controlnet", "model_patches")  # LoRAs: ""
+_NAME_ARCHS: tuple[tuple[tuple[str, ...], tuple[str, ...], str], ...] = (
+    (("vae",), ("qwen",), "qwen_vae"), (("vae",), ("flux2",), ""),
+    (("vae",), ("flux",), "flux_vae"), (("vae",), ("sd",), "sd_vae"),
+    (("text_encoders",), ("clip",), "clip"),
+    (("text_encoders",), ("t5xxl",), "t5"), (("text_encoders",), ("qwen",), "qwen_llm"),
+    (("controlnet",), ("union", "sdxl"), "sdxl_union"), (_MODELS, ("zimage",), "zimage"),
+    (_MODELS, ("qwen",), "qwen_image"), (_MODELS, ("flux2",), "flux2"),
+    (("checkpoints", "diffusion_models"), ("flux1", "depth"), "flux1_depth"),
+    (_MODELS, ("flux1",), "flux1"), (_MODELS, ("sdxl",), "sdxl"), (_MODELS, ("xl",), "sdxl"),
+    (_MODELS, ("sd15",), "sd15"), (_MODELS, ("v15",), "sd15"),
+)
+
+
+def arch_from_name(folder: str, name: str) -> str:
+    """The arch a conventional ComfyUI file name (or its subfolder) says: `flux1-depth-dev`,
+    `sd_xl_base_1.0`, `sd15/dreamshaper_8`, `control_v11f1p_sd15_depth`, `qwen_image_vae`;
+    else ""."""
+    path = name.replace("\\", "/").lower().removesuffix(".safetensors")
+    if folder == "vae" and path.rsplit("/", 1)[-1] == "ae":
+        return "flux_vae"  # FLUX.1's autoencoder, as its repo names it (Z-Image uses it too)
+    # one spelling for the names' variants: sd_xl, flux.1, flux-2, z-image, v1-5
+    glued = "".join(c for c in path if c.isalnum())
+    for folders, words, arch in _NAME_ARCHS:
+        if folder in folders and all(word in glued for word in words):
             return arch
     return ""
 
@@ -328,10 +359,15 @@ def role_folders(family: str, role: str, reference: str = "") -> tuple[Folder, .
                          f"takes no '{role}' model on ComfyUI") from None
 
 
-def default_reference(family: str, role: str) -> str:
-    """What a spec that names no `role` file means: the family's usual file (resolved against
-    the server's list like a preset's)."""
-    preset = _DEFAULT_PARTS.get(family)
+def default_reference(family: str, role: str, base: str = "") -> str:
+    """What a spec that names no `role` file means: the usual file of the preset whose base
+    it is (FLUX.2 dev and klein have different text encoders; a name with "dev" and not
+    "klein" is dev), else of the family's first preset. A `preset:<name>` reference, resolved
+    against the server's list like a preset's HF id."""
+    preset = _preset_with(family, "base", base) or _DEFAULT_PARTS.get(family)
+    lower = base.lower()
+    if family == "flux2" and "dev" in lower and "klein" not in lower:
+        preset = "flux2-dev"
     if preset is None:
         raise ValueError(f"the model spec names no '{role}' model")
     return f"preset:{preset}"

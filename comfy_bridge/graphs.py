@@ -85,7 +85,8 @@ class _Job:
     def file(self, role: str) -> str:
         reference = self.request.model.get(role)
         if not reference:
-            reference = default_reference(self.family, role)
+            reference = default_reference(self.family, role,
+                                          str(self.request.model.get("base", "")))
         return resolve_reference(self.family, role, str(reference), self.server)
 
     def sized(self, upload: str) -> Link:
@@ -181,12 +182,14 @@ class _Job:
         return self.g.add("SaveImage", images=image,
                           filename_prefix=f"{RESULT_PREFIX}/{self.request.id}")
 
-    def references(self) -> list[str]:
+    def references(self, one: bool = False) -> list[str]:
         """The edit families' input pictures: the explicit references, else the render and
-        the depth (the render first: it is the picture to edit)."""
+        the depth (the render first: it is the picture to edit); `one`: the render, else the
+        depth (FLUX.1 Kontext, as on the local backend)."""
         if self.uploads.references:
             return list(self.uploads.references)
-        return [u for u in (self.uploads.init, self.uploads.control) if u]
+        pictures = [u for u in (self.uploads.init, self.uploads.control) if u]
+        return pictures[:1] if one else pictures
 
 
 # --- families ---------------------------------------------------------------------------------
@@ -250,13 +253,13 @@ def _flux_controlnet(job: _Job) -> str:
 
 
 def _flux_kontext(job: _Job) -> str:
-    """FLUX.1 Kontext: each reference picture scaled to a Kontext size
+    """FLUX.1 Kontext: the reference picture(s) scaled to a Kontext size
     (FluxKontextImageScale), encoded and appended to the conditioning (ReferenceLatent)."""
     request = job.request
     model, clip, vae = job.diffusion_model(), job.flux1_clip(), job.vae_file()
     encoded = job.encode(clip, request.prompt)
     conditioning = encoded
-    for upload in job.references():
+    for upload in job.references(one=True):
         image = job.g.add("LoadImage", image=upload)
         scaled = job.g.add("FluxKontextImageScale", image=out(image))
         latent = job.g.add("VAEEncode", pixels=out(scaled), vae=vae)

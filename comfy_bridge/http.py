@@ -13,8 +13,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-TOKEN_ENV = "T2I_COMFYUI_TOKEN"  # sent as `Authorization: Bearer <token>`
-HEADERS_ENV = "T2I_COMFYUI_HEADERS"  # a JSON object of extra headers (a proxy's own)
+from t2i_core.backend_kinds import COMFYUI_HEADERS_ENV as HEADERS_ENV
+from t2i_core.backend_kinds import COMFYUI_TOKEN_ENV as TOKEN_ENV
+
 TIMEOUT_S = 30.0  # one request; /object_info of a large install takes a few seconds
 
 

@@ -310,13 +310,8 @@ class Server:
             self.events.send(protocol.error_event(exc.code, str(exc), job_id, exc.hint))
         except Exception as exc:  # the job fails, the bridge keeps serving
             log.exception("job %s crashed", job_id)
-            job = self._current
-            if job is not None and job.prompt_id:
-                cancel_prompt(self.client, job.prompt_id)
             self.events.send(protocol.error_event(ErrorCode.GENERATION_FAILED,
                                                   f"{type(exc).__name__}: {exc}", job_id))
-        finally:
-            self._current = None
 
     def _attempt(self, request: protocol.GenerateRequest, retry: bool) -> dict[str, Any]:
         cached = self._info is not None
@@ -331,9 +326,19 @@ class Server:
             stale = exc.code in (ErrorCode.MODEL_NOT_FOUND, ErrorCode.SERVER_REJECTED)
             if not (retry and cached and stale and not job.prompt_id):
                 raise
-            log.info("job %s: %s; asking the server again", request.id, exc)
-            self.server_info(refresh=True)
-            return self._attempt(request, retry=False)
+        except JobCancelled:
+            raise
+        except Exception:  # a bug of ours mid-job: the server must not keep running it
+            if job.prompt_id:
+                cancel_prompt(self.client, job.prompt_id)
+            raise
+        finally:
+            # before the job's last event goes out: an exit right after it has nothing to
+            # cancel on the server
+            self._current = None
+        log.info("job %s: refused on what the server said earlier; asking again", request.id)
+        self.server_info(refresh=True)
+        return self._attempt(request, retry=False)
 
 
 def _thread(target: Any, name: str) -> None:

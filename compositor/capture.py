@@ -233,7 +233,7 @@ def _capture(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, path: str,
     masked_by_alpha = path == "COMPOSITOR" and compat.is_eevee(engine_id)
     with tempfile.TemporaryDirectory(prefix="t2i-depth-") as folder:
         with restoring() as restorer:
-            _prepare_render(scene, view_layer, engine_id, width, height, restorer)
+            prepare_render(scene, view_layer, engine_id, width, height, restorer)
             if path == "VIEWPORT":
                 clip = _render_viewport(scene, view_layer, folder, context, restorer)
             else:
@@ -261,7 +261,7 @@ def _capture(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, path: str,
                         camera=name, path=path, engine=engine_id)
 
 
-def _prepare_render(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, engine: str,
+def prepare_render(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, engine: str,
                     width: int, height: int, restorer: Restorer) -> None:
     """Full frame at exactly width x height, square pixels, only what Z needs."""
     render = scene.render
@@ -290,6 +290,10 @@ def _prepare_render(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, eng
         restorer.set_if_present(scene.cycles, samples=1, use_denoising=False,
                                 use_adaptive_sampling=False, pixel_filter_type="BOX",
                                 filter_width=0.01, max_bounces=0, film_exposure=1.0)
+        if scene.world is not None:
+            # No light is sampled at 0 bounces, but a textured world's importance map is
+            # still built: ~10 s per render at 128x96 on 2 cores with a noise world, measured.
+            restorer.set_if_present(scene.world.cycles, sampling_method="NONE")
     else:
         restorer.set_if_present(scene.eevee, taa_render_samples=1, use_shadows=False,
                                 use_raytracing=False)
@@ -301,7 +305,7 @@ def _prepare_shader(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, eng
     material = shader.depth_material(shader.CAPTURE_MATERIAL, encoded=False)
     restorer.on_restore(lambda: bpy.data.materials.remove(material))
     shader.apply_material(view_layer, material, engine, restorer)
-    # The film is transparent (_prepare_render): the background renders as 0, which
+    # The film is transparent (prepare_render): the background renders as 0, which
     # background_mask catches.
 
 
@@ -326,7 +330,7 @@ def _render_still(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer) -> No
 def add_node(tree: bpy.types.NodeTree, idname: str, restorer: Restorer) -> bpy.types.Node:
     """A node that `restorer` takes out of the tree again."""
     node = tree.nodes.new(idname)
-    _remove_on_restore(tree, node, restorer)
+    remove_node_on_restore(tree, node, restorer)
     return node
 
 
@@ -334,11 +338,11 @@ def add_exr_output(tree: bpy.types.NodeTree, folder: str, name: str,
                    restorer: Restorer) -> bpy.types.NodeSocket:
     """A File Output node writing `<folder>/<name>*.exr` (32-bit float); its input socket."""
     node, socket = compat.new_exr_file_output(tree, folder, name)
-    _remove_on_restore(tree, node, restorer)
+    remove_node_on_restore(tree, node, restorer)
     return socket
 
 
-def _remove_on_restore(tree: bpy.types.NodeTree, node: bpy.types.Node,
+def remove_node_on_restore(tree: bpy.types.NodeTree, node: bpy.types.Node,
                        restorer: Restorer) -> None:
     name = node.name
     restorer.on_restore(lambda: tree.nodes.remove(tree.nodes[name]) if name in tree.nodes

@@ -93,6 +93,34 @@ def new_exr_file_output(tree: bpy.types.NodeTree, directory: str, name: str) -> 
     return node, socket
 
 
+def vectors_through_file_output() -> bool:
+    """How depth and the 4-component vector pass leave a render. 5.x: a File Output node with
+    a 4-dimension vector item (its default of 3 drops W; its multilayer render output is a
+    multi-part EXR, which t2i_core/exr.py does not read). 4.x: the File Output node drops W,
+    so the render output itself is saved as a single-part multilayer EXR (write_still)."""
+    return BLENDER_5
+
+
+def new_motion_file_output(tree: bpy.types.NodeTree, directory: str, name: str) -> tuple:
+    """5.x: a File Output node writing `<directory>/<name>Depth.exr` (depth in R) and
+    `<name>Vector.exr` (channels X, Y, Z, W); returns (node, depth socket, vector socket)."""
+    node = tree.nodes.new("CompositorNodeOutputFile")
+    node.format.media_type = "IMAGE"  # must precede file_format (else TypeError)
+    node.format.file_format = "OPEN_EXR"
+    node.format.color_depth = "32"
+    node.directory = directory
+    node.file_name = name  # a still writes no frame number: the name must differ per frame
+    node.file_output_items.new("FLOAT", "Depth")
+    node.file_output_items.new("VECTOR", "Vector").vector_socket_dimensions = 4
+    return node, node.inputs["Depth"], node.inputs["Vector"]
+
+
+def eevee_needs_warm_up() -> bool:
+    """EEVEE 5.0's first render in a process writes all-zero vectors when the camera moves
+    (shared/facts/motion-vectors.md); a tiny render first fixes it. 4.2 renders them right."""
+    return BLENDER_5
+
+
 # --- viewport preview (state kept as plain data on the scene, so it survives save/reload) ---
 
 def install_preview_compositor(scene: bpy.types.Scene, preview_group: bpy.types.NodeTree,

@@ -500,3 +500,100 @@ def raycast_depth(scene, width: int, height: int, step: int = 1, skip=frozenset(
                     z[row, col] = planar
                     hit[row, col] = obj.original.name if obj is not None else ""
     return z, hit
+
+
+# --- motion vectors -------------------------------------------------------------------------
+
+MOTION_BOX_SIZE = 1.6
+MOTION_PLANE_SIZE = 400.0
+
+
+def _noise_material(name: str, scale: float, coordinates: str, colour_scale=(1.0, 1.0, 1.0)):
+    """A noise texture (in `coordinates`) as emission: smooth at a few pixels, never flat."""
+    material = bpy.data.materials.new(name)
+    if material.node_tree is None:
+        material.use_nodes = True
+    tree = material.node_tree
+    tree.nodes.clear()
+    _noise_emission(tree, "ShaderNodeOutputMaterial", scale, coordinates, colour_scale)
+    return material
+
+
+def _noise_emission(tree, output_kind, scale, coordinates, colour_scale,
+                    shader="ShaderNodeEmission"):
+    output = tree.nodes.new(output_kind)
+    emission = tree.nodes.new(shader)
+    coords = tree.nodes.new("ShaderNodeTexCoord")
+    noise = tree.nodes.new("ShaderNodeTexNoise")
+    noise.inputs["Scale"].default_value = scale
+    noise.inputs["Detail"].default_value = 1.0
+    tint = tree.nodes.new("ShaderNodeMix")
+    tint.data_type = "RGBA"
+    tint.blend_type = "MULTIPLY"
+    tint.inputs["Factor"].default_value = 1.0
+    tint.inputs[7].default_value = (*colour_scale, 1.0)  # B (colour)
+    tree.links.new(coords.outputs[coordinates], noise.inputs["Vector"])
+    tree.links.new(noise.outputs["Color"], tint.inputs[6])  # A (colour)
+    tree.links.new(tint.outputs[2], emission.inputs["Color"])
+    tree.links.new(emission.outputs[0], output.inputs["Surface"])
+
+
+def _give(obj, material):
+    obj.data.materials.clear()
+    obj.data.materials.append(material)
+
+
+def motion_shot(scene, frames=range(1, 7)):
+    """A shot for motion vectors: a camera that moves and pans (linear keys) over a 400 m
+    noise-textured ground, a cube of MOTION_BOX_SIZE moving and turning, a noise-textured
+    world above the horizon. Every material is emission, and the render is Cycles at one
+    sample with a tiny box filter: each pixel is its centre's texture colour. Returns
+    (camera, box, plane)."""
+    plane = add_plane(scene, size=MOTION_PLANE_SIZE)
+    _give(plane, _noise_material("Ground", 0.6, "Object", (1.0, 0.8, 0.6)))
+    box = add_box(scene, MOTION_BOX_SIZE, (0.0, 0.0, 1.0))
+    _give(box, _noise_material("Box", 2.0, "Object", (0.5, 0.8, 1.0)))
+    world = bpy.data.worlds.new("Sky")
+    if world.node_tree is None:
+        world.use_nodes = True
+    world.node_tree.nodes.clear()
+    _noise_emission(world.node_tree, "ShaderNodeOutputWorld", 4.0, "Generated",
+                    (0.7, 0.9, 1.0), shader="ShaderNodeBackground")
+    world.cycles.sampling_method = "NONE"  # its importance map costs ~10 s a colour render
+    scene.world = world
+    camera = add_camera(scene, clip_end=1000.0)
+    camera.data.lens = 30.0
+    for frame in frames:
+        t = frame - 1
+        camera.location = (-0.5 + 0.2 * t, -9.0 + 0.25 * t, 2.2 + 0.05 * t)
+        camera.rotation_euler = (math.radians(80.0 - 0.6 * t), 0.0, math.radians(-4.0 + 2.0 * t))
+        camera.keyframe_insert("location", frame=frame)
+        camera.keyframe_insert("rotation_euler", frame=frame)
+        box.location = (-1.8 + 0.6 * t, 0.2 * t, 1.0 + 0.1 * t)
+        box.rotation_euler = (math.radians(5.0 * t), 0.0, math.radians(12.0 * t))
+        box.keyframe_insert("location", frame=frame)
+        box.keyframe_insert("rotation_euler", frame=frame)
+    for obj in (camera, box):
+        for curve in _fcurves(obj):
+            for point in curve.keyframe_points:
+                point.interpolation = "LINEAR"
+    scene.frame_start, scene.frame_end = frames[0], frames[-1]
+    scene.render.engine = "CYCLES"
+    cycles = scene.cycles
+    cycles.samples, cycles.use_denoising, cycles.use_adaptive_sampling = 1, False, False
+    cycles.pixel_filter_type, cycles.filter_width, cycles.max_bounces = "BOX", 0.01, 0
+    scene.view_settings.view_transform = "Standard"
+    scene.view_settings.look = "None"
+    scene.render.dither_intensity = 0.0
+    return camera, box, plane
+
+
+def _fcurves(obj):
+    action = obj.animation_data.action
+    if hasattr(action, "fcurves"):
+        return action.fcurves
+    # 5.x layered actions: the curves live in the action's channelbag for the object's slot
+    from bpy_extras import anim_utils
+
+    slot = obj.animation_data.action_slot
+    return anim_utils.action_get_channelbag_for_slot(action, slot).fcurves

@@ -5,7 +5,10 @@ from __future__ import annotations
 import bpy
 from bpy.props import IntProperty
 
+from ..blender_t2i.generation import queue_driver
 from ..blender_t2i.scene import library
+from ..blender_t2i.scene.preferences import uses_comfyui
+from ..t2i_core.backend_process import BackendFailure
 from ..t2i_core.files import os_error_text
 
 
@@ -18,6 +21,16 @@ class T2I_OT_rescan_models(bpy.types.Operator):
     bl_label = "Rescan Models"
 
     def execute(self, context: bpy.types.Context) -> set[str]:
+        if uses_comfyui(context):
+            try:
+                library.rescan(context)
+            except BackendFailure as exc:
+                self.report({"ERROR"}, exc.report())
+                return {"CANCELLED"}
+            if not bpy.app.background:
+                queue_driver.ensure_app_timer()  # the answer is read without blocking
+            self.report({"INFO"}, "Asked the ComfyUI server for its models")
+            return {"FINISHED"}
         try:
             found = library.rescan(context)
         except OSError as exc:

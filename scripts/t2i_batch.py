@@ -8,6 +8,9 @@ and a backend Python (the add-on's preference, T2I_BACKEND_PYTHON, or --backend-
 Settings not given on the command line come from the scene's T2I settings. The depth range is
 locked over all frames by default, so frames do not flicker from range changes alone.
 
+With --clip the frames go to a video model (Wan VACE) as one clip, their depth as its control
+video; the clip's frames are saved as the frames' results, as below.
+
 Writes per frame <name>.png (result), <name>_depth.png (what the model saw), _depth16.png,
 _depth.exr and <name>.json, plus manifest.json in the output folder, each file atomically.
 
@@ -94,12 +97,20 @@ def build_parser(epilog: str = "") -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True,
                         help="output folder, or a path whose name holds '#' frame padding "
                              "(//sh010/frame_####); // is the .blend's folder")
+    parser.add_argument("--clip", action="store_true",
+                        help="send the frames' depth as one clip to a video model (the "
+                             "wan_vace presets) and save its frames as the frames' results; "
+                             "one seed and one prompt for the clip")
     parser.add_argument("--resume", action="store_true",
                         help="skip frames the manifest lists as done with intact files")
     parser.add_argument("--dry-run", action="store_true",
                         help="print what would be done and exit")
     parser.add_argument("--backend-python", help="the backend's Python (default: the add-on's "
                                                  "preference or T2I_BACKEND_PYTHON)")
+    parser.add_argument("--comfyui", metavar="URL", type=_given(),
+                        help="send the jobs to this ComfyUI server instead of the local "
+                             "backend (its token from T2I_COMFYUI_TOKEN; --base, --controlnet "
+                             "and --lora then name the server's files)")
     parser.add_argument("--retries", type=int, default=1,
                         help="times a frame is retried after a backend failure (default 1)")
     parser.add_argument("--device", type=_given(),
@@ -195,6 +206,14 @@ def main() -> int:
                    "blender_t2i.batch.runner", "blender_t2i.generation.depth_control",
                    "blender_t2i.scene.preferences"):
         importlib.import_module(f"{addon.__name__}.{module}")
+    if args.comfyui:
+        if args.backend_python:
+            return fail("--comfyui and --backend-python exclude each other: the server "
+                        "runs the models")
+        # in memory only, like every setting here: the preferences are never saved
+        prefs = bpy.context.preferences.addons[addon.__name__].preferences
+        prefs.backend_kind = addon.t2i_core.backend_kinds.COMFYUI
+        prefs.comfyui_url = args.comfyui
     if args.cameras:
         return texture_from_cameras(args, addon, bpy)
     core, pure = addon.blender_t2i, addon.t2i_core
@@ -329,7 +348,8 @@ def _options(args: argparse.Namespace, scene, pure, batch, core, bpy):
         near_far=(args.near, args.far) if args.depth_range == "manual" else None,
         init=args.init, resume=args.resume, dry_run=args.dry_run, retries=args.retries,
         device=device, prepare=args.prepare, shot=args.shot,
-        base=args.base, controlnet=args.controlnet, loras=loras, scheduler=args.scheduler)
+        base=args.base, controlnet=args.controlnet, loras=loras, scheduler=args.scheduler,
+        clip=args.clip)
 
 
 def _lora(value: str, plan) -> tuple[str, float]:

@@ -34,6 +34,7 @@ CUDA_INDEX_URL = "https://download.pytorch.org/whl/cu128"  # PyTorch's CUDA 12.8
 BACKEND_PACKAGES: tuple[str, ...] = (
     "diffusers==0.42.1", "transformers==5.24.0", "accelerate==1.15.0", "safetensors==0.8.0",
     "peft==0.21.2", "huggingface-hub==1.33.0", "pillow==12.1.1", "numpy==1.26.4",
+    "ftfy==6.3.1",  # Wan cleans its prompts with it
 )
 # Packages the backend only reads data files from, installed without their dependencies (which
 # would bring timm and another torchvision): open-clip-torch's CLIP BPE merges, the tokenizer

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from . import protocol
+from .backend_kinds import BACKEND_MODULE
 from .environment import python_environment
 from .protocol import HINTS, ErrorCode
 
@@ -63,9 +64,9 @@ class BackendConfig:
     cache_dir: Path
     log_path: Path
     env: tuple[tuple[str, str], ...] = ()  # extra environment: HF cache, model folders, ...
-    # the process to run: `backend` (diffusers here) or `comfy_bridge` (a ComfyUI server,
-    # args ("--url", URL)); both speak the same protocol
-    module: str = "backend"
+    # what runs: `python -m backend` (local diffusers) or `python -m comfy_bridge --url ...`
+    # (a ComfyUI server); both speak the same protocol (t2i_core/backend_kinds.py)
+    module: str = BACKEND_MODULE
     args: tuple[str, ...] = ()
 
 

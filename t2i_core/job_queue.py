@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import protocol
+from .backend_kinds import BRIDGE_MODULE
 from .backend_process import (
     EXITED,
     GARBAGE,
@@ -188,6 +189,10 @@ class JobQueue:
         # the backend's `capabilities` reply, asked for once it is ready: which presets'
         # weights are on this machine, devices, memory modes
         self.capabilities: dict[str, Any] = {}
+        # the newest `models` reply: a ComfyUI server's model lists (the bridge is asked once
+        # ready, and on request_models); the local library is scanned in Blender instead
+        self.models: dict[str, Any] = {}
+        self._models_asked = False  # a `models` request is unanswered: keep polling
 
     # --- what the UI asks --------------------------------------------------------------------
 
@@ -199,7 +204,8 @@ class JobQueue:
     @property
     def active(self) -> bool:
         """Something needs polling: a job, a starting backend, or updates not yet collected."""
-        return self.busy or self.status == Status.STARTING or bool(self._outbox)
+        return self.busy or self.status == Status.STARTING or bool(self._outbox) \
+            or self._models_asked
 
     @property
     def step(self) -> int:
@@ -271,6 +277,16 @@ class JobQueue:
         self._launched_at = time.monotonic()
         self.status, self.message = Status.STARTING, ""
 
+    def request_models(self, config: BackendConfig) -> None:
+        """Ask the backend for its model lists again (a ComfyUI server's change while it
+        runs); launches it if needed, and a backend not ready yet is asked once it is."""
+        self.start(config)
+        process = self._process
+        self._models_asked = True  # a backend still starting is asked once it is ready
+        if process is not None and process.ready:
+            with contextlib.suppress(BackendFailure):
+                process.send({"type": protocol.MODELS})
+
     def stop(self, wait: bool = False) -> None:
         """Cancel everything and shut the backend down: at once, the process is reaped on a
         thread (wait=True: here, e.g. at the end of a batch run)."""
@@ -338,6 +354,7 @@ class JobQueue:
     def _handle(self, process: BackendProcess, event: dict[str, Any]) -> list[Update]:
         kind = event["type"]
         if kind == EXITED:
+            self._models_asked = False  # nobody is left to answer it
             failure = process.start_failure() if not process.ready \
                 else process.crash_failure(event["returncode"])
             return self._fail_all(failure)
@@ -355,9 +372,15 @@ class JobQueue:
             self.status = Status.READY
             with contextlib.suppress(BackendFailure):  # an exit shows up as the next event
                 process.send({"type": protocol.CAPABILITIES})
+                if process.config.module == BRIDGE_MODULE or self._models_asked:
+                    process.send({"type": protocol.MODELS})
+                    self._models_asked = True
             return [Update(UpdateKind.READY, event=event)]
         if kind == protocol.CAPABILITIES:
             self.capabilities = event
+            return []
+        if kind == protocol.MODELS:
+            self.models, self._models_asked = event, False
             return []
         job = self.current
         if job is None or event.get("id") != job.id:

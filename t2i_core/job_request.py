@@ -51,6 +51,9 @@ class JobSettings:
     picks: dict[str, str] = field(default_factory=dict)
     loras: tuple[tuple[str, float], ...] = ()  # (file or repo id, weight), in order
     scheduler: str = "default"
+    # the picks and LoRAs name a ComfyUI server's files, not this machine's: the server checks
+    # them (the bridge answers MODEL_NOT_FOUND naming the server folder)
+    server_models: bool = False
 
     def model_spec(self) -> dict[str, Any]:
         """The model spec sent: the user's own or the preset's, with the picks and the
@@ -156,7 +159,7 @@ def check_picks(settings: JobSettings, family: FamilyInfo) -> None:
             continue
         if role not in roles:
             raise ValueError(f"{family.label} takes no {role} model: clear the {role} pick")
-        if not model_library.looks_like_path(reference):
+        if settings.server_models or not model_library.looks_like_path(reference):
             continue  # an HF repo id: the backend looks it up in its cache
         problem = model_library.pick_problem(model_library.inspect(reference), reference,
                                              family.name, role, family.label)
@@ -165,7 +168,7 @@ def check_picks(settings: JobSettings, family: FamilyInfo) -> None:
     for path, weight in settings.loras:
         if not math.isfinite(weight):
             raise ValueError(f"the LoRA '{path}' has no finite weight")
-        if model_library.looks_like_path(path):
+        if not settings.server_models and model_library.looks_like_path(path):
             entry = model_library.inspect(path)
             if entry is None:
                 raise ValueError(f"the LoRA '{path}' is not on this machine any more: remove "
@@ -185,6 +188,8 @@ def lora_warnings(settings: JobSettings) -> list[str]:
     """LoRAs whose headers say they were trained for another base than the job's: a warning,
     not a refusal (the header may not tell, and some cross-family LoRAs load)."""
     family = family_info(settings)
+    if settings.server_models:
+        return []  # their headers are on the server
     base = settings.model_spec().get("base")
     entry = model_library.inspect(base) if isinstance(base, str) and \
         model_library.looks_like_path(base) else None
@@ -207,9 +212,11 @@ def inpaint_families() -> list[str]:
 
 def build_request(job_id: str, settings: JobSettings, control_image: str, output_dir: str, *,
                   init_image: str | None = None, depth_float: str | None = None,
-                  metadata: dict[str, str] | None = None) -> dict[str, Any]:
+                  metadata: dict[str, str] | None = None,
+                  control_frames: list[str] | None = None) -> dict[str, Any]:
     """The `generate` message for a job, validated: a ProtocolError or ValueError names the
-    setting to fix, here rather than in the backend."""
+    setting to fix, here rather than in the backend. `control_frames`: a video family's clip,
+    one depth picture a frame, led by `control_image`."""
     check_settings(settings)
     if (init_image is not None) != settings.use_render:
         raise ValueError("Use Render needs the colour render as init image, and only then")
@@ -238,5 +245,7 @@ def build_request(job_id: str, settings: JobSettings, control_image: str, output
         message["depth_float"] = depth_float
     if metadata:
         message["metadata"] = dict(metadata)
+    if control_frames:
+        message["control_frames"] = list(control_frames)
     protocol.parse_generate(message)  # fail here, with the field's name, not in the backend
     return message

@@ -51,6 +51,10 @@ VAE = "vae"
 TEXT_ENCODER = "text_encoder"
 ROLES = (CHECKPOINT, DIFFUSION_MODEL, CONTROLNET, LORA, VAE, TEXT_ENCODER)
 
+# entries a ComfyUI server listed (the bridge's `models` reply): `reference` is the server's
+# name for the file, there is nothing of it on this machine to read
+SERVER_SOURCE = "comfyui_server"
+
 ARCH_LABELS = {
     "sd15": "SD 1.5", "sd2": "SD 2", "sd2_depth": "SD 2 Depth", "sdxl": "SDXL",
     "sdxl_union": "SDXL (Union)", "flux1": "FLUX.1", "flux1_depth": "FLUX.1 Depth",
@@ -118,7 +122,7 @@ class ModelEntry:
     path: str  # absolute path (file or folder)
     reference: str  # what a model spec names: the path, or `org/name[/file]` for the HF cache
     name: str  # shown in lists: the file's stem or the repo id
-    source: str  # "hf", "folder", "a1111", "comfyui"
+    source: str  # "hf", "folder", "a1111", "comfyui"; SERVER_SOURCE: a ComfyUI server's list
     role: str  # one of ROLES, "" when not known
     arch: str  # a key of ARCH_LABELS, "" when not known
     variant: str = ""  # "inpainting", "union", "lycoris"...: what else the header says

@@ -14,6 +14,11 @@ from typing import Any
 
 TINY_SD15_DEPTH = "tiny-sd15-depth"
 TINY = "tiny"  # a weights value meaning "the backend's own tiny random model for this family"
+# The tiny SD 1.5 files a ComfyUI server loads (backend/tiny/comfyui_files.py writes them; the
+# ComfyUI bridge resolves `tiny` to them).
+TINY_COMFYUI_CHECKPOINT = "tiny_sd15_comfy.safetensors"
+TINY_COMFYUI_CONTROLNET = "tiny_sd15_depth_controlnet_comfy.safetensors"
+TINY_COMFYUI_LORA = "tiny_sd15_lora_comfy.safetensors"
 
 # What a family can take: the depth control image (always sent), the colour render (as init or
 # input picture), the capture's float depth (its EXR, or a .npy) and extra reference pictures.
@@ -39,10 +44,24 @@ class FamilyInfo:
     inpaint: bool = False
     optional_roles: tuple[str, ...] = ()  # weights a spec may add (an SDXL `vae`)
     flow_match: bool = False  # True: only the model's own scheduler applies
+    # A video family takes a clip (`control_frames`, one depth picture a frame) and makes one
+    # frame per depth frame. Its model runs clips of clip_frame_step * k + 1 frames, each
+    # clip_frame_step frames one latent frame (Wan's VAE: 4); 0 = stills only.
+    clip_frame_step: int = 0
 
     @property
     def takes_scheduler(self) -> bool:
         return not self.flow_match
+
+    @property
+    def takes_clip(self) -> bool:
+        return self.clip_frame_step > 0
+
+    def model_frames(self, frames: int) -> int:
+        """The frames the model runs for a clip of `frames`: the next step * k + 1 (the backend
+        pads the clip with its last depth frame and drops the extra results)."""
+        step = self.clip_frame_step
+        return frames if step <= 0 else (max(frames, 1) - 1 + step - 1) // step * step + 1
 
 
 # ComfyUI keeps the transformer families as separate files: the VAE and text encoders may be
@@ -85,6 +104,10 @@ FAMILY_INFO: dict[str, FamilyInfo] = {info.name: info for info in (
                (DEPTH, RENDER, REFERENCES), ("base",), uses_control_strength=False,
                uses_negative_prompt=False, flow_match=True,
                optional_roles=SPLIT_ROLES),
+    # Trained at 832 x 480, 81 frames; the default size is a square of about that area.
+    FamilyInfo("wan_vace", "Wan 2.1 VACE (video)", 30, 5.0, 1.0, 16, 624,
+               (DEPTH, REFERENCES), ("base",), flow_match=True,
+               optional_roles=("vae", "text_encoder"), clip_frame_step=4),
 )}
 
 
@@ -174,6 +197,13 @@ PRESETS: tuple[Preset, ...] = (
     _preset("flux2-dev", "FLUX.2 [dev]",
             "FLUX.2 dev with reference pictures; very large (Mistral text encoder)",
             "flux2", {"base": "black-forest-labs/FLUX.2-dev"}),
+    _preset("tiny-wan-vace", "Tiny Wan VACE (offline test)",
+            "Random weights built locally: checks a clip's set-up, makes noise, not video",
+            "wan_vace", {"base": TINY}, steps=4),
+    _preset("wan-vace-1.3b", "Wan 2.1 VACE 1.3B (video, depth)",
+            "A clip from a frame range's depth (batch --clip), 832 x 480 as trained; ~14 GB "
+            "in bf16, 11 of them the UMT5 text encoder",
+            "wan_vace", {"base": "Wan-AI/Wan2.1-VACE-1.3B-diffusers"}),
 )
 
 _BY_NAME = {preset.name: preset for preset in PRESETS}

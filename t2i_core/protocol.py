@@ -70,14 +70,30 @@ def max_megapixels(environ: dict[str, str]) -> float:
     return value if math.isfinite(value) and value > 0 else DEFAULT_MAX_MEGAPIXELS
 
 
-def size_error(width: int, height: int, limit_mp: float) -> str | None:
-    """Why width x height is over the limit, or None."""
+def size_error(width: int, height: int, limit_mp: float, frames: int = 0,
+               frame_step: int = 0) -> str | None:
+    """Why width x height is over the limit, or None. A clip (`frames` for a video family
+    whose `frame_step` frames make one latent frame) counts as one picture per latent frame:
+    the transformer's work and memory grow with its latent frames as a picture's with its
+    pixels."""
     megapixels = width * height / 1e6
-    if megapixels <= limit_mp:
+    if frames <= 0 or frame_step <= 0:
+        if megapixels <= limit_mp:
+            return None
+        return (f"{width}x{height} is {megapixels:.1f} megapixels, over the limit of "
+                f"{limit_mp:g} (Preferences > Largest Image; at that size a job needs about "
+                f"{working_memory_gib(megapixels):.0f} GiB beyond the model)")
+    latent_frames = (frames - 1 + frame_step - 1) // frame_step + 1
+    if latent_frames * megapixels <= limit_mp:
         return None
-    return (f"{width}x{height} is {megapixels:.1f} megapixels, over the limit of "
-            f"{limit_mp:g} (Preferences > Largest Image; at that size a job needs about "
-            f"{working_memory_gib(megapixels):.0f} GiB beyond the model)")
+    fitting = int(limit_mp // megapixels) if megapixels > 0 else 0
+    most = (fitting - 1) * frame_step + 1 if fitting >= 1 else 0
+    room = (f"at most {most} frames fit at that size" if most else
+            "not even one frame fits at that size")
+    return (f"a clip of {frames} frames at {width}x{height} counts as {latent_frames} "
+            f"pictures of {megapixels:.2f} megapixels ({frame_step} frames make one), "
+            f"{latent_frames * megapixels:.1f} in all, over the limit of {limit_mp:g} "
+            f"(Preferences > Largest Image): {room}; send a shorter clip or a smaller size")
 
 
 MEMORY_MODES = ("auto", "full", "model_offload", "group_offload", "fp8")
@@ -239,6 +255,9 @@ class GenerateRequest:
     # Inpainting: a grey picture the size rules of init_image apply to, white = regenerate,
     # black = keep the init image (grey blends); families that cannot inpaint refuse it.
     mask_image: str | None = None
+    # A clip for a video family: one depth picture a frame, all of one size; control_image is
+    # the first of them. The result is one PNG a frame, <id>.0001.png...
+    control_frames: tuple[str, ...] = ()
 
 
 # field: (type, required, default); ints are accepted where floats are expected
@@ -265,10 +284,12 @@ _GENERATE_FIELDS: dict[str, tuple[type | tuple[type, ...], bool, Any]] = {
     "scheduler": (str, False, "default"),
     "preview": ((dict, bool, type(None)), False, None),
     "mask_image": ((str, type(None)), False, None),
+    "control_frames": (list, False, []),
 }
 
 MAX_SIDE = 8192
 MAX_STEPS = 1000
+MAX_CLIP_FRAMES = 1000  # whatever the size limit allows, one job makes no more frames
 
 
 def parse_generate(message: dict[str, Any]) -> GenerateRequest:
@@ -298,6 +319,7 @@ def parse_generate(message: dict[str, Any]) -> GenerateRequest:
     paths = [(k, values[k]) for k in ("output_dir", "control_image", "init_image",
                                        "mask_image", "depth_float") if values[k] is not None]
     paths += [("reference_images", p) for p in values["reference_images"] if isinstance(p, str)]
+    paths += [("control_frames", p) for p in values["control_frames"] if isinstance(p, str)]
     for name, path in paths:
         if "\x00" in path:
             raise ProtocolError(ErrorCode.BAD_REQUEST, f"generate: '{name}' holds a NUL "
@@ -333,6 +355,8 @@ def parse_generate(message: dict[str, Any]) -> GenerateRequest:
         raise ProtocolError(ErrorCode.BAD_REQUEST,
                             "generate: 'reference_images' must be a list of paths", job_id)
     values["reference_images"] = tuple(values["reference_images"])
+    _check_clip(values, job_id)
+    values["control_frames"] = tuple(values["control_frames"])
     values["loras"] = tuple(_parse_lora(item, job_id) for item in values["loras"])
     if values["memory_mode"] not in MEMORY_MODES:
         raise ProtocolError(ErrorCode.BAD_REQUEST, f"generate: 'memory_mode' must be one of "
@@ -375,6 +399,37 @@ def _check_mask(values: dict[str, Any], job_id: str | None) -> None:
         able = ", ".join(i.name for i in FAMILY_INFO.values() if i.inpaint)
         raise ProtocolError(ErrorCode.BAD_REQUEST, f"generate: 'mask_image': {info.name} cannot "
                             f"inpaint (the families that can: {able})", job_id)
+
+
+def _check_clip(values: dict[str, Any], job_id: str | None) -> None:
+    """A clip is a list of depth pictures for a video family, led by the control image.
+    Whether the files exist and share one size is the backend's to check when it reads them
+    (before loading the model); the frame count against its size limit too (size_error)."""
+    frames = values["control_frames"]
+    if not frames:
+        return
+    if not all(isinstance(p, str) and p for p in frames):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "generate: 'control_frames' must be a list "
+                            "of absolute paths to depth PNGs, one a frame", job_id)
+    if len(frames) > MAX_CLIP_FRAMES:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"generate: 'control_frames' holds "
+                            f"{len(frames)} frames, more than the {MAX_CLIP_FRAMES} a job "
+                            "makes: split the range into several clips", job_id)
+    family = values["model"].get("family")
+    info = FAMILY_INFO.get(family) if isinstance(family, str) else None  # unknown: the runner
+    if info is not None and not info.takes_clip:
+        able = ", ".join(i.name for i in FAMILY_INFO.values() if i.takes_clip)
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"generate: 'control_frames': {info.name} "
+                            f"makes still pictures, not clips (the video families: {able})",
+                            job_id)
+    if values["control_image"] != frames[0]:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "generate: with 'control_frames', "
+                            "'control_image' must be the first of them", job_id)
+    for name in ("init_image", "mask_image"):
+        if values[name]:
+            raise ProtocolError(ErrorCode.BAD_REQUEST, f"generate: a clip takes no "
+                                f"'{name}' (send pictures to follow as 'reference_images')",
+                                job_id)
 
 
 def _safe_file_stem(name: str) -> bool:

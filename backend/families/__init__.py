@@ -9,7 +9,8 @@ A family module defines:
   FLOW_MATCH               True: only the model's own scheduler applies
   PREVIEW_TAESD            optional: a TAESD repo used for previews when in the local HF cache
   load(weights, configs, dtype) -> pipeline       weights: role -> weights.Source
-  run(pipe, job, callback, variant) -> PIL.Image  how depth / render / references go in
+  run(pipe, job, callback, variant) -> PIL.Image  how depth / render / references go in (a
+                           video family: a list, one picture per frame of the job's clip)
   latent_grid(pipe, latents, job) -> (B, C, h, w) the step latents laid out for a preview
   decode_grid(pipe, grid) -> (B, 3, H, W)         the VAE decode of such a grid, in [-1, 1]
 Adding a family is one new module, one FamilyInfo in presets.py and one name below. Modules are
@@ -33,6 +34,7 @@ FAMILIES: tuple[str, ...] = (
     "qwen_image_edit",
     "flux_kontext",
     "flux2",
+    "wan_vace",
 )
 
 

@@ -45,6 +45,8 @@ class Job:
     control_mode: int | None = None  # union ControlNets: which condition (depth by default)
     # inpainting: grey ("L"), white = regenerate, black = keep the render; at width x height
     mask: Image.Image | None = None
+    # a video family's clip: the depth frames (RGB, near = white), each at width x height
+    clip: list[Image.Image] = field(default_factory=list)
 
     @property
     def width(self) -> int:

@@ -133,31 +133,49 @@ def save_sd15_single_file(base: Path, path: Path) -> Path:
     return path
 
 
-def _attention_projections(base: Path) -> dict[str, list[tuple[str, int, int]]]:
-    """component -> [(module path, in, out)] of the layers a LoRA adapts."""
-    found: dict[str, list[tuple[str, int, int]]] = {"unet": [], "text_encoder": []}
-    for component, file, suffixes in (
-            ("unet", "unet/diffusion_pytorch_model.safetensors",
-             (".to_q.weight", ".to_k.weight", ".to_v.weight", ".to_out.0.weight")),
-            ("text_encoder", "text_encoder/model.safetensors",
-             (".q_proj.weight", ".k_proj.weight", ".v_proj.weight", ".out_proj.weight"))):
-        for key, value in load_file(base / file).items():
-            if key.endswith(suffixes) and value.ndim == 2:
+Projections = dict[str, list[tuple[str, int, int]]]
+_ADAPTED = {"unet": (".to_q.weight", ".to_k.weight", ".to_v.weight", ".to_out.0.weight"),
+            "text_encoder": (".q_proj.weight", ".k_proj.weight", ".v_proj.weight",
+                             ".out_proj.weight")}
+
+
+def attention_projections(states: dict[str, dict[str, torch.Tensor]]) -> Projections:
+    """component ("unet", "text_encoder") -> [(module path, in, out)] of the layers a LoRA
+    adapts, from the components' diffusers/transformers state dicts."""
+    found: Projections = {component: [] for component in _ADAPTED}
+    for component, state in states.items():
+        for key, value in state.items():
+            if key.endswith(_ADAPTED[component]) and value.ndim == 2:
                 found[component].append((key[: -len(".weight")], value.shape[1], value.shape[0]))
     return found
 
 
-def save_kohya_lora(base: Path, path: Path, rank: int = 2, seed: int = 0) -> Path:
-    """A kohya-format LoRA (lora_unet_* / lora_te_*, lora_down/lora_up/alpha)."""
+def _attention_projections(base: Path) -> Projections:
+    return attention_projections({
+        "unet": load_file(base / "unet" / "diffusion_pytorch_model.safetensors"),
+        "text_encoder": load_file(base / "text_encoder" / "model.safetensors")})
+
+
+def kohya_lora_state(projections: Projections, rank: int = 2, seed: int = 0,
+                     scale: float = 1.0) -> dict[str, torch.Tensor]:
+    """A kohya-format LoRA (lora_unet_* / lora_te_*, lora_down/lora_up/alpha) over the
+    projections, random; `scale` shrinks lora_up (a LoRA that changes a picture, not one
+    that swamps it)."""
     generator = torch.Generator().manual_seed(seed)
     state: dict[str, torch.Tensor] = {}
     for component, prefix in (("unet", "lora_unet_"), ("text_encoder", "lora_te_")):
-        for module, fan_in, fan_out in _attention_projections(base)[component]:
+        for module, fan_in, fan_out in projections[component]:
             name = prefix + module.replace(".", "_")
             state[f"{name}.lora_down.weight"] = torch.randn(rank, fan_in, generator=generator)
-            state[f"{name}.lora_up.weight"] = torch.randn(fan_out, rank, generator=generator)
+            state[f"{name}.lora_up.weight"] = torch.randn(fan_out, rank,
+                                                          generator=generator) * scale
             state[f"{name}.alpha"] = torch.tensor(float(rank))
-    save_file(state, path)
+    return state
+
+
+def save_kohya_lora(base: Path, path: Path, rank: int = 2, seed: int = 0) -> Path:
+    """A kohya-format LoRA of a tiny SD 1.5 diffusers folder's UNet and text encoder."""
+    save_file(kohya_lora_state(_attention_projections(base), rank, seed), path)
     return path
 
 

@@ -1,6 +1,6 @@
-"""A tiny SD 1.5 checkpoint and depth ControlNet that a real ComfyUI server loads
-(CheckpointLoaderSimple, ControlNetLoader), for the ComfyUI bridge's tests and the `tiny` model
-reference on that backend.
+"""A tiny SD 1.5 checkpoint, depth ControlNet and LoRA that a real ComfyUI server loads
+(CheckpointLoaderSimple, ControlNetLoader, LoraLoader), for the ComfyUI bridge's tests and the
+`tiny` model reference on that backend.
 
 ComfyUI tells an SD 1.5 checkpoint by its UNet's `model_channels` (320) and cross-attention
 width (768), and builds its VAE and CLIP text encoder from fixed configs, so those stay at their
@@ -19,12 +19,13 @@ import logging
 from pathlib import Path
 
 from t2i_core.files import write_bytes_atomic
+from t2i_core.presets import TINY_COMFYUI_CHECKPOINT, TINY_COMFYUI_CONTROLNET, TINY_COMFYUI_LORA
 
 log = logging.getLogger("blender_t2i.backend")
 
-# The names the ComfyUI bridge's `tiny` reference resolves to (docs/comfyui.md).
-CHECKPOINT_NAME = "tiny_sd15_comfy.safetensors"
-CONTROLNET_NAME = "tiny_sd15_depth_controlnet_comfy.safetensors"
+CHECKPOINT_NAME = TINY_COMFYUI_CHECKPOINT
+CONTROLNET_NAME = TINY_COMFYUI_CONTROLNET
+LORA_NAME = TINY_COMFYUI_LORA  # kohya format, over the UNet's attention
 TINY_COMFYUI_VERSION = "1"  # bump when the builder changes: older files are rebuilt
 _STAMP = "t2i_tiny_comfyui"
 
@@ -34,28 +35,35 @@ _UNET_SHAPE = dict(block_out_channels=(320, 320), layers_per_block=2, cross_atte
 
 
 def write_comfyui_models(models_root: Path) -> dict[str, Path]:
-    """The tiny checkpoint in models_root/checkpoints and the ControlNet in
-    models_root/controlnet (the folders ComfyUI reads); role -> path. Files already there
-    with this version's stamp are kept."""
+    """The tiny checkpoint in models_root/checkpoints, the ControlNet in models_root/controlnet
+    and a LoRA for it in models_root/loras (the folders ComfyUI reads); role -> path. Files
+    already there with this version's stamp are kept."""
     paths = {"checkpoint": models_root / "checkpoints" / CHECKPOINT_NAME,
-             "controlnet": models_root / "controlnet" / CONTROLNET_NAME}
+             "controlnet": models_root / "controlnet" / CONTROLNET_NAME,
+             "lora": models_root / "loras" / LORA_NAME}
     if all(_stamped(path) for path in paths.values()):
         return paths
     import torch
 
-    checkpoint, controlnet = _build_states()
-    for state, path in ((checkpoint, paths["checkpoint"]), (controlnet, paths["controlnet"])):
-        _write_atomic({k: v.to(torch.float16).contiguous() for k, v in state.items()}, path)
+    for role, state in _build_states().items():
+        _write_atomic({k: v.to(torch.float16).contiguous() for k, v in state.items()},
+                      paths[role])
     log.info("wrote the tiny ComfyUI models in %s", models_root)
     return paths
 
 
-def _build_states() -> tuple[dict, dict]:
-    """(checkpoint, ControlNet) state dicts in the original LDM layouts."""
+def _build_states() -> dict[str, dict]:
+    """role -> state dict: the checkpoint and ControlNet in the original LDM layouts, the LoRA
+    in kohya's."""
     import torch
     from diffusers import ControlNetModel, UNet2DConditionModel
 
-    from .checkpoints import controlnet_ldm_state, sd15_ldm_state
+    from .checkpoints import (
+        attention_projections,
+        controlnet_ldm_state,
+        kohya_lora_state,
+        sd15_ldm_state,
+    )
     from .models import _live_control_path, clip_vit_l_text_encoder, sd15_full_size_vae
 
     with torch.random.fork_rng(devices=()):
@@ -67,8 +75,11 @@ def _build_states() -> tuple[dict, dict]:
         _live_control_path(controlnet, "controlnet_cond_embedding")
         vae = sd15_full_size_vae()
         text = clip_vit_l_text_encoder()
-    checkpoint = sd15_ldm_state(unet.state_dict(), vae.state_dict(), text.state_dict())
-    return checkpoint, controlnet_ldm_state(controlnet.state_dict())
+    lora = kohya_lora_state(attention_projections({"unet": unet.state_dict()}), seed=5,
+                            scale=0.02)
+    return {"checkpoint": sd15_ldm_state(unet.state_dict(), vae.state_dict(),
+                                         text.state_dict()),
+            "controlnet": controlnet_ldm_state(controlnet.state_dict()), "lora": lora}
 
 
 def _write_atomic(state: dict, path: Path) -> None:

@@ -521,6 +521,50 @@ def _write_json(path: Path, value: Any) -> None:
     path.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
+# --- Wan VACE ---------------------------------------------------------------------------------
+
+
+def build_wan_vace(folder: Path) -> dict[str, Path]:
+    """Wan 2.1 VACE at toy sizes: a 2-layer transformer with one VACE block, a 4-channel Wan
+    VAE (8x spatial, 4x temporal as the real one), a 1-layer UMT5 encoder, and the real model's
+    UniPC flow scheduler. Random Wan VAEs squash a picture to a constant within a few layers,
+    both ways: the encoder (how depth frames and references enter) and the decoder (how the
+    control's effect leaves) get picture-keeping weights, so another depth clip gives other
+    frames; so do the VACE patch embedding and block."""
+    from diffusers import (
+        AutoencoderKLWan,
+        UniPCMultistepScheduler,
+        WanVACEPipeline,
+        WanVACETransformer3DModel,
+    )
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    torch.manual_seed(0)
+    z_dim = 4
+    # VACE's control input: the inactive and reactive latents (z_dim each) and the mask's
+    # 8 x 8 pixels of every latent pixel.
+    transformer = WanVACETransformer3DModel(
+        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=8, in_channels=z_dim,
+        out_channels=z_dim, text_dim=16, freq_dim=16, ffn_dim=16, num_layers=2,
+        rope_max_seq_len=32, vace_layers=[0], vace_in_channels=2 * z_dim + 64)
+    vae = AutoencoderKLWan(base_dim=4, z_dim=z_dim, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                           temperal_downsample=[False, True, True],
+                           latents_mean=[0.0] * z_dim, latents_std=[1.0] * z_dim)
+    with torch.random.fork_rng(devices=()), torch.no_grad():
+        torch.manual_seed(CONTROL_SEED)
+        for module in (vae.encoder, vae.decoder, transformer.vace_patch_embedding,
+                       *transformer.vace_blocks):
+            _keep_picture_signal(module)
+    text_encoder = UMT5EncoderModel(UMT5Config(
+        d_model=16, d_kv=4, d_ff=16, num_layers=1, num_heads=2, vocab_size=100,
+        relative_attention_num_buckets=8))
+    scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True,
+                                        flow_shift=3.0)
+    pipe = WanVACEPipeline(tokenizer=t5_tokenizer(max_length=64), text_encoder=text_encoder,
+                           vae=vae, scheduler=scheduler, transformer=transformer)
+    return {"base": _save(pipe, folder / "base")}
+
+
 BUILDERS = {
     "sd15_controlnet": build_sd15_controlnet,
     "sdxl_controlnet": build_sdxl_controlnet,
@@ -533,6 +577,7 @@ BUILDERS = {
     "qwen_image_edit": build_qwen_image_edit,
     "flux_kontext": build_flux_kontext,
     "flux2": build_flux2,
+    "wan_vace": build_wan_vace,
     "flux2_dev": build_flux2_dev,  # a variant of the flux2 family, for its tests
     "zimage_controlnet_2": build_zimage_controlnet_2,  # zimage_controlnet that inpaints
 }

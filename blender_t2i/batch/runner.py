@@ -38,6 +38,7 @@ from ..generation import scene_job
 from ..generation.depth_control import CaptureError, DepthOptions, lock_depth_range
 from ..generation.render_hooks import own_renders
 from ..scene import model_picks
+from . import clip
 
 log = logging.getLogger("blender_t2i")
 
@@ -72,6 +73,7 @@ class BatchOptions:
     controlnet: str | None = None
     loras: list[tuple[str, float]] | None = None  # replaces the scene's LoRA stack
     scheduler: str | None = None
+    clip: bool = False  # the frames as one clip to a video family (clip.py)
 
 
 class BatchFailed(Exception):
@@ -131,6 +133,7 @@ def run_settings(scene: bpy.types.Scene, options: BatchOptions,
         "memory_mode": base.memory_mode, "device": base.device,
         "picks": base.picks, "loras": [list(lora) for lora in base.loras],
         "scheduler": base.scheduler,
+        **({"clip": True} if options.clip else {}),
     }
 
 
@@ -168,6 +171,12 @@ def run(scene: bpy.types.Scene, options: BatchOptions, say: Say = _print) -> int
         say(f"warning: {warning}")
     depth = depth_options(scene, options)
     shot = ShotPlan.read(options.out.folder)
+    if options.clip:
+        if options.prepare or options.shot or shot is not None:
+            raise PlanError("--clip makes the range in one job on one machine: it does not "
+                            "run as a farm shot (--prepare/--shot, or a shot.json in --out)")
+        clip.check_clip(_job_settings(scene, options, model=options.model or {}),
+                        options.frames)
     if options.prepare:
         prepare_shot(scene, options, depth, shot, say)
         return 0
@@ -187,6 +196,8 @@ def run(scene: bpy.types.Scene, options: BatchOptions, say: Say = _print) -> int
     folder = options.out.folder
     manifest = Manifest.resume(folder, settings) if options.resume else Manifest(folder, settings)
     todo = [f for f in options.frames if not (options.resume and manifest.is_done(f))]
+    if options.clip and todo:
+        todo = list(options.frames)  # a clip is made whole (clip.py)
     skipped = len(options.frames) - len(todo)
     say(f"{len(options.frames)} frames, {len(todo)} to generate"
         + (f" ({skipped} already done)" if skipped else "") + f", {preset.name} at "
@@ -197,11 +208,24 @@ def run(scene: bpy.types.Scene, options: BatchOptions, say: Say = _print) -> int
                 batch_plan.prompt_for(frame, options.prompts, scene.t2i.prompt))
 
     if options.dry_run:
+        if options.clip and todo:
+            say(f"  one clip of {len(todo)} frames, seed {plan_of(todo[0])[0]}:")
         _say_plan(todo, options, plan_of, say)
         return 0
     if not todo:
         return 0
     folder.mkdir(parents=True, exist_ok=True)
+    if options.clip:
+        seed, prompt = plan_of(todo[0])
+        if len({plan_of(frame) for frame in todo}) > 1:
+            say(f"warning: a clip has one seed and one prompt: frame {todo[0]}'s for all "
+                f"{len(todo)} frames")
+        with own_renders():
+            return clip.run_clip(scene, _job_settings(scene, options, model=options.model or {}),
+                                 folder, todo, options.out.stem, depth, seed, prompt,
+                                 options.backend,
+                                 lambda frame, files, info: manifest.add(frame, files, **info),
+                                 say)
     with own_renders():  # a batch never triggers "generate after render"
         return _generate_frames(scene, options, depth, todo, len(todo), plan_of,
                                 lambda frame, files, info: manifest.add(frame, files, **info),

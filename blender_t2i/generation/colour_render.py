@@ -1,39 +1,20 @@
 """The frame's colour render, for models that take it (img2img init, edit models' input picture).
 
-Rendered with the scene's own engine and look at the job's size, saved as an 8-bit PNG. Every
-render setting it touches is restored, and it never triggers "generate after render".
+Rendered with the scene's own engine and look at the job's size, saved as an 8-bit PNG
+(`compositor.colour_still.render_png`: every render setting it touches is restored); as one of
+the add-on's own renders it never triggers "generate after render".
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import bpy
 
-from ...compositor.scene_state import remove_new_render_result_on_restore, restoring
-from ...t2i_core.files import give_user_mode
+from ...compositor.colour_still import render_png
 from .render_hooks import own_renders
 
 
 def render_colour(scene: bpy.types.Scene, size: tuple[int, int], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        with own_renders(), restoring() as restorer:
-            remove_new_render_result_on_restore(restorer)
-            render = scene.render
-            restorer.set_many(render, resolution_x=size[0], resolution_y=size[1],
-                              resolution_percentage=100, use_border=False, filepath=tmp)
-            settings = render.image_settings
-            restorer.set_if_present(settings, media_type="IMAGE")  # 5.x: before file_format
-            restorer.set_many(settings, file_format="PNG", color_mode="RGB", color_depth="8")
-            bpy.ops.render.render(write_still=True, scene=scene.name)
-        give_user_mode(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    with own_renders():
+        return render_png(scene, size, path)

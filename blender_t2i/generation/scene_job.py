@@ -25,7 +25,7 @@ from ...t2i_core.job_request import JobSettings
 from ...t2i_core.presets import Preset, get_preset
 from ...t2i_core.protocol import parse_generate, size_error
 from ..scene import model_picks
-from ..scene.preferences import addon_preferences
+from ..scene.preferences import addon_preferences, uses_comfyui
 from .colour_render import render_colour
 from .depth_control import ControlImage, DepthOptions, make_control_image
 
@@ -73,7 +73,8 @@ def job_settings(scene: bpy.types.Scene, context: bpy.types.Context | None = Non
         control_strength=settings.control_strength, size=size,
         memory_mode=prefs.memory_mode, device=prefs.device, use_render=settings.use_render,
         render_strength=settings.render_strength, picks=model_picks.picks(settings),
-        loras=model_picks.active_loras(settings), scheduler=settings.scheduler)
+        loras=model_picks.active_loras(settings), scheduler=settings.scheduler,
+        server_models=uses_comfyui(context))
     return base.but(**overrides)
 
 

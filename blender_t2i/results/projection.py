@@ -25,7 +25,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from ...compositor import compat
+from ...compositor import camera_frame, compat
 from ...compositor.capture import CaptureError, capture_depth
 from ...compositor.scene_state import restoring
 from ...t2i_core import exr
@@ -71,15 +71,10 @@ class ProjectionOptions:
 # --- the camera's view ------------------------------------------------------------------------
 
 def camera_params(camera: bpy.types.Object) -> CameraParams:
-    data = camera.data
-    if data.type not in ("PERSP", "ORTHO"):
+    if camera_frame.is_panoramic(camera):
         raise ProjectionError(f"camera '{camera.name}' is panoramic: projection needs a "
                               "perspective or orthographic camera")
-    return CameraParams(ortho=data.type == "ORTHO", lens=data.lens,
-                        sensor_width=data.sensor_width, sensor_height=data.sensor_height,
-                        sensor_fit=data.sensor_fit, shift_x=data.shift_x, shift_y=data.shift_y,
-                        ortho_scale=data.ortho_scale, clip_start=data.clip_start,
-                        clip_end=data.clip_end)
+    return camera_frame.camera_params(camera)
 
 
 def camera_view(camera: bpy.types.Object | None, size: tuple[int, int]) -> CameraView:

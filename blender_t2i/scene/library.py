@@ -1,6 +1,8 @@
 """The session's model library: what the preferences' HF cache, model folders, A1111 and
 ComfyUI installs hold (t2i_core.model_library), scanned on first use and on Rescan, with the
-scan cache in the extension's user folder. The panel's pick searches and warnings read it."""
+scan cache in the extension's user folder; or, when the backend is a ComfyUI server, the
+server's own lists, which the bridge sends when it connects and on Rescan. The panel's pick
+searches and warnings read it."""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ from pathlib import Path
 import bpy
 
 from ...t2i_core import model_library as lib
-from .preferences import addon_preferences, user_path
+from ...t2i_core.job_queue import get_job_queue
+from .preferences import addon_preferences, backend_config, user_path, uses_comfyui
 
 _state: dict[str, lib.Library] = {}
 
@@ -35,15 +38,31 @@ def cache_file() -> Path:
     return user_path("library") / "scan.json"
 
 
+def server_library() -> lib.Library:
+    """The ComfyUI server's lists as the bridge last sent them (empty until it has)."""
+    reply = get_job_queue().models
+    return lib.Library(
+        entries=[lib.ModelEntry.from_json(item) for item in reply.get("entries", ())
+                 if isinstance(item, dict)],
+        skipped=[(item.get("path", ""), item.get("reason", ""))
+                 for item in reply.get("skipped", ()) if isinstance(item, dict)])
+
+
 def rescan(context: bpy.types.Context | None = None) -> lib.Library:
     """Scan now (only changed files are read again); OSError when the cache cannot be
-    written."""
+    written. With a ComfyUI server the bridge is asked again (launched if needed: a
+    BackendFailure says why it cannot be) and the lists arrive with its answer."""
+    if uses_comfyui(context):
+        get_job_queue().request_models(backend_config(context))
+        return server_library()
     _state["library"] = lib.scan(roots(context), lib.ScanCache(cache_file()))
     return _state["library"]
 
 
 def current(context: bpy.types.Context | None = None) -> lib.Library:
     """The last scan, scanning first if this session has none."""
+    if uses_comfyui(context):
+        return server_library()
     if "library" not in _state:
         try:
             return rescan(context)
@@ -54,6 +73,8 @@ def current(context: bpy.types.Context | None = None) -> lib.Library:
 
 def scanned() -> lib.Library | None:
     """The last scan, or None (drawing never scans)."""
+    if uses_comfyui():
+        return server_library()
     return _state.get("library")
 
 
@@ -76,6 +97,9 @@ def search(pick: str, family: str, edit_text: str) -> list[tuple[str, str]]:
         if pick == "lora":
             fits = lib.lora_fits(item, lib.family_base_arch(family)) is not False
             label = item.label + ("" if fits else ": for another base")
+        elif item.source == lib.SERVER_SOURCE and not item.families(pick):
+            fits = True  # the server's name does not say: ComfyUI refuses a misfit itself
+            label = f"{item.name} (on the server)"
         else:
             fits = family in item.families(pick)
             label = item.label + ("" if fits else ": another family")

@@ -1,4 +1,5 @@
-"""Add-on preferences: the backend's Python (and installing one), model folders, defaults."""
+"""Add-on preferences: which backend runs jobs (a local process with its Python, or a ComfyUI
+server), model folders, defaults."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from bpy.props import (
     StringProperty,
 )
 
-from ...t2i_core import backend_install
-from ...t2i_core.backend_process import BackendConfig
+from ...t2i_core import backend_install, backend_kinds
+from ...t2i_core.backend_process import BackendConfig, BackendFailure
 from ...t2i_core.environment import hf_cache_environment
 from ...t2i_core.protocol import (
     A1111_ROOT_ENV,
@@ -26,6 +27,7 @@ from ...t2i_core.protocol import (
     MAX_SIDE,
     MEMORY_MODES,
     MODEL_FOLDERS_ENV,
+    ErrorCode,
 )
 
 # The extension's package (bl_ext.<repo>.blender_t2i): preferences are registered under it.
@@ -56,6 +58,26 @@ class T2IModelFolder(bpy.types.PropertyGroup):
 class T2IPreferences(bpy.types.AddonPreferences):
     bl_idname = ADDON_ID
 
+    backend_kind: EnumProperty(
+        name="Backend", default=backend_kinds.LOCAL,
+        items=[(backend_kinds.LOCAL, "Local Process",
+                "Run the models here, in a Python with torch and diffusers"),
+               (backend_kinds.COMFYUI, "ComfyUI Server",
+                "Send the jobs to a running ComfyUI, on this machine or another: it runs "
+                "its own models; nothing is installed here")],
+        description="What runs the jobs")
+    comfyui_url: StringProperty(
+        name="Server URL", default=backend_kinds.DEFAULT_COMFYUI_URL,
+        description="The ComfyUI server's address, as ComfyUI prints it at start "
+                    "(http://127.0.0.1:8188 on this machine; https://... behind a proxy)")
+    comfyui_token: StringProperty(
+        name="Token", subtype="PASSWORD",
+        description="Sent as 'Authorization: Bearer <token>' to a server behind an "
+                    "authenticating proxy (empty: none; the T2I_COMFYUI_TOKEN environment "
+                    "variable also works and is not saved with the preferences)")
+    comfyui_headers: StringProperty(
+        name="Extra Headers",
+        description="Other headers the proxy asks for, 'Name: value' pairs separated by ';'")
     backend_python: StringProperty(
         name="Backend Python", subtype="FILE_PATH",
         description="A Python interpreter with torch and diffusers that runs the generator "
@@ -126,8 +148,15 @@ def resolve_backend_python(prefs: T2IPreferences) -> tuple[str, str]:
     return "", ""
 
 
+def uses_comfyui(context: bpy.types.Context | None = None) -> bool:
+    return addon_preferences(context).backend_kind == backend_kinds.COMFYUI
+
+
 def backend_config(context: bpy.types.Context) -> BackendConfig:
+    """How the session's backend is launched; BackendFailure when the settings cannot work."""
     prefs = addon_preferences(context)
+    if prefs.backend_kind == backend_kinds.COMFYUI:
+        return comfyui_config(prefs)
     python, _source = resolve_backend_python(prefs)
     env: list[tuple[str, str]] = []
     if prefs.hf_cache:
@@ -142,6 +171,19 @@ def backend_config(context: bpy.types.Context) -> BackendConfig:
             env.append((variable, bpy.path.abspath(root)))
     return BackendConfig(python=python, cache_dir=user_path("models"),
                          log_path=user_path("logs") / "backend.log", env=tuple(env))
+
+
+def comfyui_config(prefs: T2IPreferences) -> BackendConfig:
+    """The bridge to the preferences' ComfyUI server. It is stdlib only, so Blender's own
+    Python runs it: pointing the add-on at a remote server installs nothing."""
+    try:
+        args, env = backend_kinds.comfyui_launch(prefs.comfyui_url, prefs.comfyui_token,
+                                                 prefs.comfyui_headers)
+    except ValueError as exc:
+        raise BackendFailure(ErrorCode.BACKEND_NOT_CONFIGURED, str(exc)) from None
+    return BackendConfig(python=sys.executable, cache_dir=user_path("models"),
+                         log_path=user_path("logs") / "backend.log", env=env,
+                         module=backend_kinds.BRIDGE_MODULE, args=args)
 
 
 def register() -> None:

@@ -14,7 +14,7 @@ from bpy.props import (
 )
 
 from ...compositor.compat import BLEND_RELATIVE_PATH
-from ...t2i_core.presets import FAMILY_INFO, PRESETS, REFERENCES, get_preset
+from ...t2i_core.presets import FAMILY_INFO, PRESETS, REFERENCES, RENDER, get_preset
 from . import depth_settings, model_picks, projection_settings
 from .history import T2IHistoryItem
 from .model_picks import SCHEDULER_ITEMS, T2ILoraItem, pick_property
@@ -28,9 +28,10 @@ def _apply_preset_defaults(settings: T2ISceneSettings, _context: bpy.types.Conte
     settings.guidance = preset.guidance
     settings.control_strength = preset.control_strength
     # Edit models restyle a picture: the render is their main input. ControlNet families
-    # start from noise and take the render only when asked (img2img).
+    # start from noise and take the render only when asked (img2img); the video family takes
+    # reference pictures but no render.
     family = FAMILY_INFO.get(preset.family)
-    settings.use_render = family is not None and REFERENCES in family.inputs
+    settings.use_render = family is not None and {REFERENCES, RENDER} <= set(family.inputs)
 
 
 class T2ISceneSettings(bpy.types.PropertyGroup):

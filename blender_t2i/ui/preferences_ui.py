@@ -1,10 +1,11 @@
-"""Drawing the preferences: backend interpreter, install/check with live output, models."""
+"""Drawing the preferences: the backend (a local interpreter or a ComfyUI server), install/check
+with live output, models."""
 
 from __future__ import annotations
 
 import bpy
 
-from ...t2i_core import backend_install
+from ...t2i_core import backend_install, backend_kinds
 from ...t2i_core.backend_install import SetupRuns
 from ...t2i_core.protocol import working_memory_gib
 from ..scene.preferences import T2IPreferences, managed_venv, resolve_backend_python, user_path
@@ -17,8 +18,12 @@ class T2I_UL_model_folders(bpy.types.UIList):
 
 
 def draw_preferences(prefs, layout: bpy.types.UILayout, _context: bpy.types.Context) -> None:
-    _draw_backend(prefs, layout)
-    _draw_install(prefs, layout)
+    layout.row().prop(prefs, "backend_kind", expand=True)
+    if prefs.backend_kind == backend_kinds.COMFYUI:
+        _draw_comfyui(prefs, layout)
+    else:
+        _draw_backend(prefs, layout)
+        _draw_install(prefs, layout)
     _draw_models(prefs, layout)
     box = layout.box()
     box.label(text="Defaults", icon="PREFERENCES")
@@ -56,6 +61,34 @@ def _draw_backend(prefs, layout: bpy.types.UILayout) -> None:
         col.label(text=report.summary, icon="CHECKMARK" if report.ok else "ERROR")
         if report.next_step:
             col.label(text=report.next_step)
+
+
+def _draw_comfyui(prefs, layout: bpy.types.UILayout) -> None:
+    box = layout.box()
+    box.label(text="ComfyUI Server", icon="URL")
+    box.prop(prefs, "comfyui_url")
+    box.prop(prefs, "comfyui_token")
+    box.prop(prefs, "comfyui_headers")
+    col = box.column(align=True)
+    col.scale_y = 0.8
+    try:
+        url = backend_kinds.check_server_url(prefs.comfyui_url)
+        backend_kinds.parse_headers(prefs.comfyui_headers)
+    except ValueError as exc:
+        col.alert = True
+        col.label(text=str(exc), icon="ERROR")
+    else:
+        remote = not url.split("://", 1)[1].startswith(("127.", "localhost", "[::1]"))
+        if remote:
+            col.label(text="Each job sends its depth, render, mask and prompts to this "
+                           "server", icon="INFO")
+            if url.startswith("http://"):
+                col.label(text="Plain http: the token and pictures cross the network "
+                               "unencrypted", icon="ERROR")
+    col.label(text="Models come from the server's folders: pick them in the panel's Models")
+    row = box.row()
+    row.operator("t2i.backend_start", text="Connect", icon="LINKED")
+    row.operator("t2i.open_log", text="Bridge Log", icon="TEXT").which = "backend"
 
 
 def _draw_install(prefs, layout: bpy.types.UILayout) -> None:

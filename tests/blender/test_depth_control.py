@@ -176,7 +176,7 @@ def _render_encoded(addon, scene, kind, depth_range, encoding) -> np.ndarray:
     engine = "BLENDER_WORKBENCH" if kind == "COMPOSITOR" else "CYCLES"
     with tempfile.TemporaryDirectory() as folder:
         with addon.compositor.scene_state.restoring() as restorer:
-            capture._prepare_render(scene, view_layer, engine, W, H, restorer)
+            capture.prepare_render(scene, view_layer, engine, W, H, restorer)
             tree = compat.capture_tree(scene, "encoding test", restorer)
             layers = capture.add_node(tree, "CompositorNodeRLayers", restorer)
             layers.layer = view_layer.name

@@ -63,7 +63,8 @@ class ComfyServer:
             "t2i_tests:\n"
             f"    base_path: {json.dumps(str(models))}\n"
             "    checkpoints: checkpoints\n"
-            "    controlnet: controlnet\n", encoding="utf-8")
+            "    controlnet: controlnet\n"
+            "    loras: loras\n", encoding="utf-8")
 
     @property
     def url(self) -> str:

@@ -26,7 +26,8 @@ LAYERS: dict[str, int] = {
     "": 7,  # the extension's root __init__: registration only
 }
 BACKEND = "backend"  # its own process: of the add-on, only t2i_core
-BRIDGE = "comfy_bridge"  # the ComfyUI bridge, a process too: t2i_core and the stdlib only
+BRIDGE = "comfy_bridge"  # the ComfyUI bridge process: only t2i_core and the standard library
+PROCESSES = (BACKEND, BRIDGE)
 PURE_THIRD_PARTY = {"numpy"}
 
 
@@ -35,7 +36,7 @@ def _package_of(module: str) -> str:
     for package in sorted(LAYERS, key=len, reverse=True):
         if package and (module == package or module.startswith(package + ".")):
             return package
-    for process in (BACKEND, BRIDGE):
+    for process in PROCESSES:
         if module == process or module.startswith(process + "."):
             return process
     if module in ("", "__init__", "blender_t2i"):
@@ -74,13 +75,13 @@ def _imports(path: Path) -> list[tuple[int, str]]:
 
 
 def _internal(module: str) -> bool:
-    return module.split(".")[0] in ("t2i_core", "blender_t2i", "compositor", "operators", BACKEND,
-                                    BRIDGE)
+    return module.split(".")[0] in ("t2i_core", "blender_t2i", "compositor", "operators",
+                                    *PROCESSES)
 
 
 def _source_files() -> list[Path]:
     files = [ROOT / "__init__.py"]
-    for folder in ("t2i_core", "blender_t2i", "compositor", "operators", BACKEND, BRIDGE):
+    for folder in ("t2i_core", "blender_t2i", "compositor", "operators", *PROCESSES):
         files += sorted((ROOT / folder).rglob("*.py"))
     return files
 
@@ -94,11 +95,11 @@ def test_every_import_points_down_the_layers():
                 continue
             target = _package_of(module)
             where = f"{path.relative_to(ROOT)}:{line} imports {module}"
-            if source in (BACKEND, BRIDGE):
+            if source in PROCESSES:
                 if target not in (source, "t2i_core"):
                     wrong.append(f"{where} ({source} may use only t2i_core)")
-            elif target in (BACKEND, BRIDGE):
-                wrong.append(f"{where} (the add-on never imports {target})")
+            elif target in PROCESSES:
+                wrong.append(f"{where} (the add-on never imports {target}: another process)")
             elif target != source and LAYERS[target] >= LAYERS[source]:
                 wrong.append(f"{where} ({target} is not below {source or 'the root'})")
     assert not wrong, "\n".join(wrong)
@@ -115,13 +116,14 @@ def test_the_pure_package_imports_only_the_standard_library_and_numpy():
     assert not wrong, "\n".join(wrong)
 
 
-def test_the_comfyui_bridge_imports_only_the_standard_library_and_t2i_core():
-    """It runs in Blender's own Python with nothing installed (docs/comfyui.md)."""
+def test_the_bridge_imports_only_the_standard_library():
+    """It runs in Blender's own Python with nothing installed (a remote ComfyUI needs no
+    backend environment): no requests, no websocket package, no PIL."""
     wrong = []
     for path in sorted((ROOT / BRIDGE).rglob("*.py")):
         for line, module in _imports(path):
             top = module.split(".")[0]
-            if top in (BRIDGE, "t2i_core") or top in sys.stdlib_module_names:
+            if _internal(module) or top in sys.stdlib_module_names:
                 continue
             wrong.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
     assert not wrong, "\n".join(wrong)
@@ -171,6 +173,20 @@ for name in names:
     importlib.import_module(f"t2i_core.{name}")
 print(len(names))
 """
+
+
+BRIDGE_BLOCKER = BLOCKER.replace('"transformers"}', '"transformers", "requests", '
+                                 '"websocket", "websockets", "aiohttp"}').replace(
+    "import t2i_core as core", "import comfy_bridge as core").replace(
+    'f"t2i_core.{name}"', 'f"comfy_bridge.{name}"')
+
+
+@pytest.mark.skipif(not (ROOT / BRIDGE).is_dir(), reason="no comfy_bridge package yet")
+def test_the_bridge_imports_where_torch_and_http_packages_cannot():
+    proc = subprocess.run([sys.executable, "-c", BRIDGE_BLOCKER, str(ROOT)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout) >= 1
 
 
 def test_the_pure_package_imports_where_bpy_and_torch_cannot():
