@@ -175,7 +175,8 @@ def _without_input_files(info: Any) -> Any:
 
 
 def response_record(status: int, content_type: str, body: bytes, names: Names,
-                    blobs: Path, path: str = "") -> dict[str, Any]:
+                    blobs: dict[str, bytes], path: str = "") -> dict[str, Any]:
+    """`blobs` collects the shared files (written only when the recording is saved)."""
     entry: dict[str, Any] = {"status": status, "content_type": content_type}
     if content_type.startswith("application/json"):
         value = names.normalise(json.loads(body))
@@ -183,12 +184,9 @@ def response_record(status: int, content_type: str, body: bytes, names: Names,
             value = _without_input_files(value)
         text = json.dumps(value, sort_keys=True)
         if len(text) > SMALL:  # /object_info: one shared file per distinct answer
-            digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-            blobs.mkdir(parents=True, exist_ok=True)
-            target = blobs / f"{digest}.json.gz"
-            if not target.exists():
-                target.write_bytes(gzip.compress(text.encode(), mtime=0))
-            entry["json_file"] = target.name
+            name = f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.json.gz"
+            blobs.setdefault(name, gzip.compress(text.encode(), mtime=0))
+            entry["json_file"] = name
         else:
             entry["json"] = value
     elif content_type.startswith("text/"):
@@ -319,12 +317,14 @@ class RecordingProxy(_Listener):
         self.lock = threading.Lock()
         self._ws_count = 0
         self._states_kept: set[int] = set()
+        self._blobs: dict[str, bytes] = {}
         super().__init__()
 
     def start_case(self) -> None:
         with self.lock:
             self.names, self.recording, self._ws_count = Names(), Recording(), 0
             self._states_kept = set()
+            self._blobs = {}
 
     def _anchor(self) -> int:
         """The index of the newest job exchange (not discovery): what a ws message followed."""
@@ -367,8 +367,8 @@ class RecordingProxy(_Listener):
                            "unreachable": True})
                 return  # the bridge sees the connection drop, as with the server itself
             with self.lock:
-                response = response_record(answer.status, kind, data, self.names, self.blobs,
-                                           path)
+                response = response_record(answer.status, kind, data, self.names,
+                                           self._blobs, path)
             self._add({"method": request.method, "path": path, "body": body,
                        "response": response})
             send_response(conn, answer.status, kind, data)
@@ -448,6 +448,10 @@ class RecordingProxy(_Listener):
         path = RECORDINGS / f"{case}.json"
         with self.lock:
             path.write_text(self.recording.to_json(case) + "\n", encoding="utf-8")
+            self.blobs.mkdir(parents=True, exist_ok=True)
+            for name, data in self._blobs.items():
+                if not (self.blobs / name).exists():
+                    (self.blobs / name).write_bytes(data)
         return path
 
 
