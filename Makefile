@@ -4,7 +4,7 @@ VENV := .venv
 VENV42 := .venv42
 VENVFARM := .venv-farm
 
-.PHONY: setup demo test lint build clean
+.PHONY: setup demo test lint build clean record-comfyui
 
 setup: $(VENV)/.installed $(VENV42)/.installed $(VENVFARM)/.installed
 
@@ -38,6 +38,11 @@ lint: setup
 test: setup lint
 	$(VENV)/bin/python -m pytest
 	T2I_BACKEND_PYTHON=$(CURDIR)/$(VENV)/bin/python $(VENV42)/bin/python -m pytest tests/blender
+
+# Re-record the ComfyUI bridge's replay tests against a real ComfyUI (tests/comfyui/recordings);
+# needs T2I_TEST_COMFYUI (its folder) and T2I_TEST_COMFYUI_PYTHON (the Python that runs it).
+record-comfyui: setup
+	$(VENV)/bin/python -m tests.comfyui.record
 
 build: setup
 	$(VENV)/bin/python devtools/extension.py validate

@@ -154,3 +154,33 @@ def read_png(path: str | os.PathLike) -> np.ndarray:
         out[y] = current
         previous = current
     return out.reshape(height, width, channels) if channels > 1 else out.reshape(height, width)
+
+
+_TEXT_CHUNKS = (b"tEXt", b"iTXt", b"zTXt")
+
+
+def replace_text(data: bytes, text: dict[str, str]) -> bytes:
+    """The PNG `data` with its text chunks replaced by `text` (iTXt, as encode_png writes
+    them), pixels untouched: for a result another program encoded (ComfyUI's SaveImage).
+    ValueError if `data` is not a well-formed PNG."""
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        raise ValueError("not a PNG file")
+    chunks, offset = [], 8
+    while offset < len(data):
+        if offset + 12 > len(data):
+            raise ValueError("a truncated PNG chunk")
+        length = struct.unpack(">I", data[offset:offset + 4])[0]
+        kind = data[offset + 4:offset + 8]
+        end = offset + 12 + length
+        if end > len(data):
+            raise ValueError("a truncated PNG chunk")
+        if kind not in _TEXT_CHUNKS:
+            chunks.append((kind, data[offset:end]))
+        offset = end
+        if kind == b"IEND":
+            break
+    if not chunks or chunks[0][0] != b"IHDR" or chunks[-1][0] != b"IEND":
+        raise ValueError("a PNG without IHDR or IEND")
+    ours = b"".join(_chunk(b"iTXt", key.encode("latin-1") + b"\0\0\0\0\0"
+                           + value.encode("utf-8")) for key, value in text.items())
+    return b"\x89PNG\r\n\x1a\n" + chunks[0][1] + ours + b"".join(c for _, c in chunks[1:])

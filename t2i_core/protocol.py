@@ -112,6 +112,9 @@ class ErrorCode:
     INPUT_NOT_FOUND = "INPUT_NOT_FOUND"
     OUT_OF_MEMORY = "OUT_OF_MEMORY"
     GENERATION_FAILED = "GENERATION_FAILED"
+    # The ComfyUI bridge's (docs/comfyui.md): the server did not answer, or refused the job
+    SERVER_UNREACHABLE = "SERVER_UNREACHABLE"
+    SERVER_REJECTED = "SERVER_REJECTED"
     # Raised on the add-on side, never sent by the backend:
     BACKEND_NOT_CONFIGURED = "BACKEND_NOT_CONFIGURED"
     BACKEND_START_FAILED = "BACKEND_START_FAILED"
@@ -145,6 +148,14 @@ HINTS: dict[str, str] = {
         "(model_offload, then group_offload or fp8)."
     ),
     ErrorCode.GENERATION_FAILED: "See the backend log (Preferences > Add-ons > T2I) for details.",
+    ErrorCode.SERVER_UNREACHABLE: (
+        "Check the ComfyUI URL in the preferences, that ComfyUI is running there, and the "
+        "token or headers a proxy in front of it needs."
+    ),
+    ErrorCode.SERVER_REJECTED: (
+        "The ComfyUI server refused the job: the message names the node and its complaint "
+        "(update ComfyUI or its node packs if a node's inputs differ)."
+    ),
     ErrorCode.BACKEND_NOT_CONFIGURED: (
         "Set the backend Python (an interpreter with torch and diffusers) in "
         "Preferences > Add-ons > T2I, or set T2I_BACKEND_PYTHON."

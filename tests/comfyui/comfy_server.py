@@ -82,6 +82,13 @@ class ComfyServer:
         self.process = subprocess.Popen(args, cwd=self.root, stdout=log, stderr=log,
                                         stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()
+        try:
+            self._wait_until_up()
+        except BaseException:  # also Ctrl-C while it starts: never leave a server behind
+            self.stop()
+            raise
+
+    def _wait_until_up(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -91,7 +98,6 @@ class ComfyServer:
                     return
             except OSError:
                 time.sleep(0.5)
-        self.stop()
         raise RuntimeError(f"ComfyUI did not answer in {START_TIMEOUT_S:.0f} s: "
                            f"{self.log_tail()}")
 

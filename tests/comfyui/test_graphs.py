@@ -431,18 +431,13 @@ def _run(url: str, graph: dict, save: str, timeout: float = 120.0) -> np.ndarray
     raise AssertionError(f"no result in {timeout:.0f} s")
 
 
-@pytest.fixture(scope="module")
-def live_server(request, tmp_path_factory):
-    from .comfy_server import ComfyServer, find_comfyui, tiny_models
-
-    found = find_comfyui()
-    if isinstance(found, str):
-        pytest.skip(found)
-    models = tiny_models(request.config.cache.mkdir("t2i-comfyui"))
-    server = ComfyServer(*found, models, tmp_path_factory.mktemp("comfyui-graphs"))
-    server.start()
-    yield server
-    server.stop()
+@pytest.fixture
+def live_server(comfyui):
+    """The session's one ComfyUI (conftest.py): never two servers at once."""
+    server, _proxy = comfyui
+    if server.process is None or server.process.poll() is not None:
+        server.start()  # a bridge case before killed it
+    return server
 
 
 def test_sd15_graph_runs_on_the_real_server(live_server):

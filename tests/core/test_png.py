@@ -8,6 +8,7 @@ import zlib
 import numpy as np
 import pytest
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 from t2i_src.t2i_core import png
 
 
@@ -79,3 +80,23 @@ def test_files_are_written_with_the_users_umask(tmp_path):
         assert path.stat().st_mode & 0o777 == 0o644
     finally:
         os.umask(previous)
+
+
+def test_replace_text_swaps_another_encoders_text_chunks_and_keeps_the_pixels():
+    """ComfyUI's SaveImage writes its graph as tEXt chunks: the bridge puts ours instead."""
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(0, 255, size=(6, 5, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    info = PngInfo()
+    info.add_text("prompt", '{"1": {}}')
+    info.add_text("workflow", "{}")
+    Image.fromarray(pixels).save(buffer, format="PNG", pnginfo=info)
+    replaced = png.replace_text(buffer.getvalue(), {"t2i:prompt": "a cube", "parameters": "x"})
+    with Image.open(io.BytesIO(replaced)) as image:
+        assert image.info.get("t2i:prompt") == "a cube" and image.info.get("parameters") == "x"
+        assert "prompt" not in image.info and "workflow" not in image.info
+        np.testing.assert_array_equal(np.array(image), pixels)
+    with pytest.raises(ValueError):
+        png.replace_text(b"GIF89a", {})
+    with pytest.raises(ValueError):
+        png.replace_text(buffer.getvalue()[:40], {})
