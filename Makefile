@@ -41,8 +41,12 @@ test: setup lint
 
 # Re-record the ComfyUI bridge's replay tests against a real ComfyUI (tests/comfyui/recordings);
 # needs T2I_TEST_COMFYUI (its folder) and T2I_TEST_COMFYUI_PYTHON (the Python that runs it).
+# Needs T2I_TEST_COMFYUI (a ComfyUI folder) and T2I_TEST_COMFYUI_PYTHON (its Python).
 record-comfyui: setup
 	$(VENV)/bin/python -m tests.comfyui.record
+	T2I_COMFYUI_RECORD=1 $(VENV)/bin/python -m pytest -q tests/blender/test_comfyui.py
+	T2I_COMFYUI_RECORD=1 T2I_BACKEND_PYTHON=$(CURDIR)/$(VENV)/bin/python \
+		$(VENV42)/bin/python -m pytest -q tests/blender/test_comfyui.py
 
 build: setup
 	$(VENV)/bin/python devtools/extension.py validate

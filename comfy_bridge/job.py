@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from t2i_core import protocol
+from t2i_core import png, protocol
 from t2i_core.files import os_error_text, write_bytes_atomic
 from t2i_core.job_record import JobRecord
 from t2i_core.png import replace_text
@@ -154,13 +154,17 @@ class Job:
 
         def put(path: str, role: str) -> str:
             try:
-                data = Path(path).read_bytes()  # as the add-on wrote it: 16-bit depth stays
+                # as the add-on wrote it (8-bit control), but a 16-bit PNG goes as 8-bit:
+                # ComfyUI's LoadImage clips 16-bit grey to white
+                data = png.as_eight_bit(path) or Path(path).read_bytes()
             except FileNotFoundError:
                 raise BridgeError(ErrorCode.INPUT_NOT_FOUND,
                                   f"{role} '{path}' was removed before the job read it") from None
             except OSError as exc:
                 raise BridgeError(ErrorCode.BAD_REQUEST, f"{role}: {os_error_text(exc)}") \
                     from None
+            except ValueError as exc:
+                raise BridgeError(ErrorCode.BAD_REQUEST, f"{role}: {exc}") from None
             suffix = Path(path).suffix.lower() or ".png"
             return self._call(lambda: self.client.upload_image(f"{stem}_{role}{suffix}", data))
 

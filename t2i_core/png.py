@@ -95,9 +95,10 @@ _CHANNELS = {0: 1, 2: 3, 6: 4}  # PNG colour type -> channels (grey, RGB, RGBA)
 
 
 def read_png(path: str | os.PathLike) -> np.ndarray:
-    """An 8-bit grey, RGB or RGBA, non-interlaced PNG (what this writer and the backend write)
-    as (H, W[, C]) uint8; ValueError naming the file for anything else or a broken file.
-    The add-on reads results back with it (temporal mode carries each into the next frame)."""
+    """An 8- or 16-bit grey, RGB or RGBA, non-interlaced PNG (what this writer and the backend
+    write) as (H, W[, C]) uint8 or uint16; ValueError naming the file for anything else or a
+    broken file. The add-on reads results back with it (temporal mode carries each into the
+    next frame); the ComfyUI bridge reads a 16-bit depth to send it as 8-bit."""
     data = Path(path).read_bytes()
     if data[:8] != b"\x89PNG\r\n\x1a\n":
         raise ValueError(f"'{path}' is not a PNG")
@@ -115,9 +116,10 @@ def read_png(path: str | os.PathLike) -> np.ndarray:
     if len(header) != 13:
         raise ValueError(f"'{path}' has no PNG header")
     width, height, depth, colour, _comp, _filter, interlace = struct.unpack(">IIBBBBB", header)
-    if depth != 8 or colour not in _CHANNELS or interlace:
-        raise ValueError(f"'{path}' is not an 8-bit grey/RGB/RGBA non-interlaced PNG")
-    channels = _CHANNELS[colour]
+    if depth not in (8, 16) or colour not in _CHANNELS or interlace:
+        raise ValueError(f"'{path}' is not an 8- or 16-bit grey/RGB/RGBA non-interlaced PNG")
+    samples = _CHANNELS[colour]
+    channels = samples * depth // 8  # bytes per pixel: what the row filters step by
     stride = width * channels
     try:
         raw = zlib.decompress(b"".join(idat))
@@ -153,7 +155,9 @@ def read_png(path: str | os.PathLike) -> np.ndarray:
             raise ValueError(f"'{path}' has an unknown PNG row filter {kind}")
         out[y] = current
         previous = current
-    return out.reshape(height, width, channels) if channels > 1 else out.reshape(height, width)
+    if depth == 16:
+        out = out.view(">u2").astype(np.uint16)
+    return out.reshape(height, width, samples) if samples > 1 else out.reshape(height, width)
 
 
 _TEXT_CHUNKS = (b"tEXt", b"iTXt", b"zTXt")
@@ -184,3 +188,15 @@ def replace_text(data: bytes, text: dict[str, str]) -> bytes:
     ours = b"".join(_chunk(b"iTXt", key.encode("latin-1") + b"\0\0\0\0\0"
                            + value.encode("utf-8")) for key, value in text.items())
     return b"\x89PNG\r\n\x1a\n" + chunks[0][1] + ours + b"".join(c for _, c in chunks[1:])
+
+
+def as_eight_bit(path: str | os.PathLike) -> bytes | None:
+    """A 16-bit PNG re-encoded as 8-bit (rounded), None when it is not 16-bit. ComfyUI's
+    LoadImage (0.3.64) clips a 16-bit grey PNG to almost all white, so the bridge sends depth
+    at the 8 bits the local backend gives the model too. ValueError for a broken PNG."""
+    with open(path, "rb") as file:
+        head = file.read(33)
+    if head[:8] != b"\x89PNG\r\n\x1a\n" or len(head) < 33 or head[24] != 16:
+        return None
+    wide = read_png(path).astype(np.uint32)
+    return encode_png(((wide * 255 + 32767) // 65535).astype(np.uint8))

@@ -32,6 +32,9 @@ SMALL = 64 << 10
 DISCOVERY = ("/system_stats", "/object_info", "/models")
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 CLIENT = re.compile(r"clientId=([0-9a-f]{32})")
+# The add-on's job stems (job_request.new_job_stem: date-time-unique_preset_sSEED) name the
+# uploads and the result prefix: a Blender run makes new ones every time.
+STAMP = re.compile(r"\d{8}-\d{6}-\d{10}")
 SESSION = re.compile(r'filename="t2i_.*_([0-9a-f]{8})_(?:control|init|mask|reference\d+)\.')
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -50,6 +53,11 @@ class Names:
     def learn_session(self, session: str) -> None:
         """The uploads come before the client id is seen: their names carry its first part."""
         self.values.setdefault(session, "<session>")
+
+    def learn_stamp(self, stamp: str) -> None:
+        if stamp not in self.values:
+            count = sum(v.startswith("<stamp_") for v in self.values.values())
+            self.values[stamp] = f"<stamp_{count + 1}>"
 
     def learn_prompt(self, prompt_id: str) -> None:
         if prompt_id not in self.values:
@@ -70,7 +78,7 @@ class Names:
     def restore(self, value: Any) -> Any:
         reverse = {v: k for k, v in self.values.items()}
         if isinstance(value, str):
-            return re.sub(r"<(?:client_id|session|prompt_\d+)>",
+            return re.sub(r"<(?:client_id|session|prompt_\d+|stamp_\d+)>",
                           lambda m: reverse.get(m.group(0), m.group(0)), value)
         if isinstance(value, list):
             return [self.restore(v) for v in value]
@@ -212,6 +220,9 @@ def learn(request: Request, names: Names) -> None:
     found = CLIENT.search(request.target)
     if found:
         names.learn_client(found.group(1))
+    head = request.target + request.body[:4096].decode("latin-1")
+    for stamp in STAMP.findall(head):
+        names.learn_stamp(stamp)
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         session = SESSION.search(request.body[:4096].decode("latin-1"))
         if session:
