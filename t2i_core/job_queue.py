@@ -370,6 +370,7 @@ class JobQueue:
                 return self._fail_all(exc)
             self._start_seconds = process.start_seconds
             self.status = Status.READY
+            self._note_server(event)
             with contextlib.suppress(BackendFailure):  # an exit shows up as the next event
                 process.send({"type": protocol.CAPABILITIES})
                 if process.config.module == BRIDGE_MODULE or self._models_asked:
@@ -378,6 +379,7 @@ class JobQueue:
             return [Update(UpdateKind.READY, event=event)]
         if kind == protocol.CAPABILITIES:
             self.capabilities = event
+            self._note_server(event)
             return []
         if kind == protocol.MODELS:
             self.models, self._models_asked = event, False
@@ -401,11 +403,21 @@ class JobQueue:
                 return [Update(UpdateKind.FAILED, job, event, error=BackendFailure(
                     ErrorCode.GENERATION_FAILED, f"the backend's result for {job.id} {forged}"))]
             self._loaded_model = _model_key(job.request)
+            self.message = ""  # whatever was wrong (a server away) is not any more
             return [Update(UpdateKind.RESULT, job, event)]
         failure = BackendFailure.from_event(event)
         cancelled = kind == protocol.CANCELLED
         return [Update(UpdateKind.CANCELLED if cancelled else UpdateKind.FAILED, job, event,
                        error=failure)]
+
+    def _note_server(self, event: dict[str, Any]) -> None:
+        """A ComfyUI bridge says whether its server answers (`server` in ready and
+        capabilities): the panel shows why not, under a backend that is itself ready."""
+        server = event.get("server")
+        if isinstance(server, dict) and "reachable" in server:
+            self.message = "" if server["reachable"] else (
+                f"ComfyUI at {server.get('url')} is not reachable: "
+                f"{server.get('problem') or 'no answer'}")
 
     def _send_next(self, process: BackendProcess) -> None:
         if self.current is not None or not self.pending or not process.ready:

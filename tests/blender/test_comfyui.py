@@ -127,11 +127,15 @@ def test_batch_of_three_frames(scene, tmp_path, prefs, comfyui):
         assert (out / f"sh010_{frame:03d}.png").stat().st_size > 0
 
 
-def test_an_unreachable_server_is_reported(scene, prefs):
+def test_an_unreachable_server_is_reported(addon, scene, prefs):
     _shot(scene)
     prefs.backend_kind, prefs.comfyui_url = "comfyui", "http://127.0.0.1:9"  # discard port
     with pytest.raises(RuntimeError, match="not reachable"):
         bpy.ops.t2i.generate()
+    # Connect says so too, under a bridge that is itself running (the panel shows the message)
+    addon.t2i_core.job_queue.reset_job_queue(wait=True)
+    assert bpy.ops.t2i.backend_start() == {"FINISHED"}
+    assert "127.0.0.1:9 is not reachable" in addon.t2i_core.job_queue.get_job_queue().message
 
 
 def test_a_bad_url_is_reported_before_any_capture(scene, prefs):
