@@ -1,29 +1,24 @@
-"""The bridge's serving loop: protocol v1 requests on stdin, events on a private copy of
-stdout, as backend/server.py serves them, with ComfyUI behind it instead of diffusers.
-
-A thread reads stdin; the main thread answers control requests at once (hello, capabilities,
-models and cancel go to short threads of their own when they need the network); a worker thread
-runs `generate` and `unload` one after another; a heartbeat thread speaks every 2 s. When stdin
-closes, whatever of ours the server holds is cancelled there, then the process exits.
+"""The bridge's side of the serving loop (t2i_core/serving.py, shared with the local backend):
+`ready` with the families this ComfyUI can run, capabilities and models from its /object_info,
+unload through /free, and one job on the server (job.py). When stdin closes, whatever of ours
+the server holds is cancelled there, then the process exits.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import queue
 import sys
 import threading
-import time
 import uuid
 from dataclasses import asdict
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from t2i_core import protocol
 from t2i_core.presets import FAMILY_INFO, PRESETS
 from t2i_core.protocol import ErrorCode
+from t2i_core.serving import EventWriter, ProtocolServer, claim_stdout
 
 from . import __version__
 from .errors import BridgeError, JobCancelled, http_status_error, unreachable
@@ -33,106 +28,31 @@ from .job import Job, cancel_prompt
 
 log = logging.getLogger("blender_t2i.comfy_bridge")
 
-_STOP = object()  # sentinel on the job queue
 EXIT_GRACE_S = 2.0  # after stdin closes: time to cancel on the server, then leave regardless
 HELLO_TIMEOUT_S = 10.0  # an unreachable host answers `ready` (with no families) this soon
 
 
-class EventWriter:
-    """Writes protocol events, one line each, from any thread."""
+class Server(ProtocolServer):
+    exit_grace_s = EXIT_GRACE_S
+    shutdown_wait_s = EXIT_GRACE_S - 0.5
 
-    def __init__(self, stream: IO[str]):
-        self._stream = stream
-        self._lock = threading.Lock()
-
-    def send(self, event: dict[str, Any]) -> None:
-        line = protocol.encode(event)
-        with self._lock:
-            self._stream.write(line)
-            self._stream.flush()
-
-
-def claim_stdout() -> IO[str]:
-    """Keep the real stdout for protocol lines; fd 1 and sys.stdout go to stderr."""
-    sys.stdout.flush()
-    private = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    return private
-
-
-class Server:
     def __init__(self, events: EventWriter, client: ComfyClient, cache_dir: Path):
-        self.events = events
+        super().__init__(events)
         self.client = client
         self.cache_dir = cache_dir
         self.client_id = uuid.uuid4().hex  # this bridge on the server's WebSocket
-        self._jobs: queue.Queue[Any] = queue.Queue()
-        self._cancelled: set[str] = set()
-        self._open: set[str] = set()  # ids queued or running (guarded by _lock)
-        self._lock = threading.Lock()
         self._info: ServerInfo | None = None
         self._info_lock = threading.Lock()  # one /object_info fetch at a time
         self._last_failure = ""  # why the server was not reachable, for capabilities
         self._current: Job | None = None
-        self._worker = threading.Thread(target=self._work, name="t2i-comfy-jobs", daemon=True)
-        self.max_megapixels = protocol.max_megapixels(dict(os.environ))
 
-    # --- main thread -----------------------------------------------------------------------
-
-    def serve(self, stdin: IO[bytes]) -> None:
-        self._worker.start()
-        threading.Thread(target=self._beat, name="t2i-heartbeat", daemon=True).start()
-        lines: queue.Queue[bytes | None] = queue.Queue()
-        threading.Thread(target=_read_requests, args=(stdin, lines), name="t2i-stdin",
-                         daemon=True).start()
-        while (line := lines.get()) is not None:
-            if line.strip() and not self._handle_line(line):
-                break
-        # stdin closed or shutdown: nothing of ours may stay queued or running on the server
-        self._cancel_all()
+    def before_exit(self) -> None:
+        """Nothing of ours may stay queued or running on the server."""
         job = self._current
         if job is not None and job.prompt_id:
             cancel_prompt(self.client, job.prompt_id, timeout=1.0)
-        self._jobs.put(_STOP)
-        self._worker.join(timeout=EXIT_GRACE_S - 0.5)
-        with contextlib.suppress(OSError, ValueError):
-            self.events.send({"type": protocol.BYE})
 
-    def _handle_line(self, line: bytes) -> bool:
-        try:
-            message = protocol.decode(line)
-        except protocol.ProtocolError as exc:
-            self.events.send(protocol.error_event(exc.code, str(exc)))
-            return True
-        kind = message["type"]
-        if kind == protocol.HELLO:
-            self._hello()
-        elif kind == protocol.CAPABILITIES:
-            _thread(self._send_capabilities, "t2i-capabilities")
-        elif kind == protocol.MODELS:
-            _thread(lambda: self._send_models(message), "t2i-models")
-        elif kind == protocol.GENERATE:
-            self._accept(message)
-        elif kind == protocol.CANCEL:
-            job_id = message.get("id")
-            if not isinstance(job_id, str):
-                self.events.send(protocol.error_event(ErrorCode.BAD_REQUEST,
-                                                      "cancel: missing 'id'"))
-            else:
-                with self._lock:
-                    self._cancelled.add(job_id)
-        elif kind == protocol.UNLOAD:
-            self._jobs.put(protocol.UNLOAD)
-        elif kind == protocol.SHUTDOWN:
-            return False
-        else:
-            self.events.send(protocol.error_event(
-                ErrorCode.UNKNOWN_REQUEST, f"unknown request type '{kind}'",
-                message.get("id") if isinstance(message.get("id"), str) else None))
-        return True
-
-    def _hello(self) -> None:
+    def send_ready(self) -> None:
         """`ready` always comes (the add-on starts no other way); an unreachable server then
         gets an `error` SERVER_UNREACHABLE without id, and `ready` lists no families."""
         try:
@@ -149,30 +69,6 @@ class Server:
         if failure is not None:
             self.events.send(protocol.error_event(failure.code, str(failure),
                                                   hint=failure.hint))
-
-    def _accept(self, message: dict[str, Any]) -> None:
-        try:
-            request = protocol.parse_generate(message)
-        except protocol.ProtocolError as exc:
-            self.events.send(protocol.error_event(exc.code, str(exc), exc.job_id))
-            return
-        too_big = protocol.size_error(request.width, request.height, self.max_megapixels)
-        if too_big is not None:
-            self.events.send(protocol.error_event(
-                ErrorCode.BAD_REQUEST, f"generate: {too_big}", request.id,
-                hint="Lower the size, or raise Largest Image in the add-on's preferences."))
-            return
-        with self._lock:
-            duplicate = request.id in self._open
-            self._open.add(request.id)
-        if duplicate:
-            self.events.send(protocol.error_event(
-                ErrorCode.BAD_REQUEST, f"generate: a job '{request.id}' is already queued "
-                "or running", request.id))
-            return
-        self._jobs.put(request)
-        self.events.send({"type": protocol.ACCEPTED, "id": request.id,
-                          "queued": self._jobs.qsize()})
 
     # --- the server's description ------------------------------------------------------------
 
@@ -198,7 +94,7 @@ class Server:
         return {"url": self.client.url, "reachable": self._info is not None,
                 "problem": self._last_failure}
 
-    def _send_capabilities(self) -> None:
+    def send_capabilities(self) -> None:
         try:
             info = self.server_info(refresh=True)
         except BridgeError as exc:
@@ -237,7 +133,7 @@ class Server:
             "memory_modes": ["auto"], "schedulers": list(protocol.SCHEDULERS),
             "unavailable": unavailable, "server": self._server_state()})
 
-    def _send_models(self, message: dict[str, Any]) -> None:
+    def send_models(self, message: dict[str, Any]) -> None:
         event: dict[str, Any] = {"type": protocol.MODELS, "entries": [], "skipped": [],
                                  "roots": [self.client.url]}
         if isinstance(message.get("id"), str):
@@ -248,55 +144,16 @@ class Server:
             event["skipped"] = [{"path": self.client.url, "reason": str(exc)}]
         self.events.send(event)
 
-    # --- heartbeat, cancel -------------------------------------------------------------------
-
-    def _beat(self) -> None:
-        while True:
-            time.sleep(protocol.HEARTBEAT_S)
-            with self._lock:
-                busy = bool(self._open)
-            try:
-                self.events.send({"type": protocol.HEARTBEAT, "busy": busy})
-            except (OSError, ValueError):
-                return
-
-    def _cancel_all(self) -> None:
-        with self._lock:
-            self._cancelled.add("*")
-
-    def is_cancelled(self, job_id: str) -> bool:
-        with self._lock:
-            return job_id in self._cancelled or "*" in self._cancelled
-
     # --- worker thread -----------------------------------------------------------------------
 
-    def _work(self) -> None:
-        while True:
-            item = self._jobs.get()
-            if item is _STOP:
-                return
-            if item == protocol.UNLOAD:
-                self._unload()
-                continue
-            try:
-                self._run_one(item)
-            finally:
-                with self._lock:
-                    self._open.discard(item.id)
-                    self._cancelled.discard(item.id)
-
-    def _unload(self) -> None:
+    def unload(self) -> None:
         try:
             self.client.post_json("/free", {"unload_models": True, "free_memory": True})
         except (ServerUnreachable, HttpError) as exc:
             log.warning("unload: %s", exc)
-        self.events.send({"type": protocol.UNLOADED})
 
-    def _run_one(self, request: protocol.GenerateRequest) -> None:
+    def run_job(self, request: protocol.GenerateRequest) -> None:
         job_id = request.id
-        if self.is_cancelled(job_id):
-            self.events.send({"type": protocol.CANCELLED, "id": job_id})
-            return
         try:
             event = self._attempt(request, retry=True)
             self.events.send(event)
@@ -339,20 +196,6 @@ class Server:
         log.info("job %s: refused on what the server said earlier; asking again", request.id)
         self.server_info(refresh=True)
         return self._attempt(request, retry=False)
-
-
-def _thread(target: Any, name: str) -> None:
-    threading.Thread(target=target, name=name, daemon=True).start()
-
-
-def _read_requests(stdin: IO[bytes], lines: queue.Queue[bytes | None]) -> None:
-    for line in stdin:
-        lines.put(line)
-    lines.put(None)
-    # The add-on is gone: cancelling on the server must not keep this process around long.
-    time.sleep(EXIT_GRACE_S)
-    log.info("stdin closed %.1f s ago: exiting", EXIT_GRACE_S)
-    os._exit(0)
 
 
 def main(url: str, cache_dir: Path) -> int:
