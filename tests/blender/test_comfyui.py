@@ -15,9 +15,10 @@ import sys
 from pathlib import Path
 
 import bpy
+import numpy as np
 import pytest
 
-from devtools.scenes import add_box, add_camera, add_plane
+from devtools.scenes import add_box, add_camera, add_plane, motion_shot
 from tests.comfyui.comfy_server import ComfyServer, find_comfyui, tiny_models
 from tests.comfyui.recording import RECORDINGS, RecordingProxy, ReplayServer
 
@@ -125,6 +126,31 @@ def test_batch_of_three_frames(scene, tmp_path, prefs, comfyui):
     assert [manifest["frames"][f]["seed"] for f in ("1", "2", "3")] == [6, 7, 8]
     for frame in (1, 2, 3):
         assert (out / f"sh010_{frame:03d}.png").stat().st_size > 0
+
+
+def test_temporal_batch(addon, scene, tmp_path, prefs, comfyui):
+    """Temporal mode through the server: frames 2 and 3 send the previous result, warped, as
+    init with a mask, and at carry 1 ComfyUI's result keeps the carried pixels exactly."""
+    motion_shot(scene, range(1, 4))
+    scene.render.resolution_x = scene.render.resolution_y = 64
+    scene.frame_start, scene.frame_end = 1, 3
+    blend = tmp_path / "shot.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), str(blend), "--frames", "1-3", "--comfyui", comfyui,
+         "--preset", "tiny-sd15-depth", "--steps", "2", "--seed", "5", "--size", "64x64",
+         "--temporal", "--carry", "1", "--out", str(out)],
+        capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    read = addon.t2i_core.png.read_png
+    for frame in (2, 3):
+        record = json.loads((out / f"frame_{frame:04d}.json").read_text())
+        assert record["temporal"]["carried_from"] == frame - 1
+        kept = read(Path(record["mask_image"])) == 0
+        assert kept.any()
+        result, carried = read(out / f"frame_{frame:04d}.png"), read(Path(record["init_image"]))
+        assert np.array_equal(result[kept], carried[kept])
 
 
 def test_an_unreachable_server_is_reported(addon, scene, prefs):
