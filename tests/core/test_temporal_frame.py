@@ -83,9 +83,19 @@ def test_read_png_refuses_what_it_cannot_read(tmp_path):
     (tmp_path / "x.png").write_bytes(b"not a png")
     with pytest.raises(ValueError, match="not a PNG"):
         png.read_png(tmp_path / "x.png")
-    png.write_png(tmp_path / "16.png", np.zeros((2, 2), np.uint16))
-    with pytest.raises(ValueError, match="8-bit"):
-        png.read_png(tmp_path / "16.png")
+    wide = np.arange(12, dtype=np.uint16).reshape(2, 2, 3) * 5000
+    png.write_png(tmp_path / "16.png", wide)  # 16-bit reads back exactly
+    assert np.array_equal(png.read_png(tmp_path / "16.png"), wide)
+    data = bytearray(png.encode_png(np.zeros((2, 2), np.uint8)))
+    data[24] = 4  # IHDR bit depth: 4-bit grey
+    (tmp_path / "4.png").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="8- or 16-bit"):
+        png.read_png(tmp_path / "4.png")
+    data = bytearray(png.encode_png(np.zeros((2, 2), np.uint8)))
+    data[28] = 1  # IHDR interlace method: Adam7
+    (tmp_path / "i.png").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="non-interlaced"):
+        png.read_png(tmp_path / "i.png")
 
 
 def _settings(preset: str) -> JobSettings:
