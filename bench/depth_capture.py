@@ -24,15 +24,13 @@ import statistics
 import sys
 import tempfile
 import time
-import types
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-if "t2i_src" not in sys.modules:  # the source as a package, without its bpy-registering init
-    package = types.ModuleType("t2i_src")
-    package.__path__ = [str(ROOT)]
-    sys.modules["t2i_src"] = package
 sys.path.insert(0, str(ROOT))
+from devtools import source_package  # noqa: E402
+
+source_package.register()
 
 import bpy  # noqa: E402
 from t2i_src.compositor import compat  # noqa: E402

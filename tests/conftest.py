@@ -8,15 +8,13 @@ __init__ (which needs bpy), so pure modules with relative imports load in any Py
 from __future__ import annotations
 
 import sys
-import types
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SRC_PACKAGE = "t2i_src"
 
-if SRC_PACKAGE not in sys.modules:
-    package = types.ModuleType(SRC_PACKAGE)
-    package.__path__ = [str(ROOT)]  # a package whose __init__ is never executed
-    sys.modules[SRC_PACKAGE] = package
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `backend` as the backend process sees it; `devtools`
+
+from devtools import source_package  # noqa: E402
+
+source_package.register()
