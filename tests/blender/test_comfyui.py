@@ -93,6 +93,18 @@ def _shot(scene) -> None:
     settings.depth.near, settings.depth.far = 4.0, 12.0
 
 
+def _batch(tmp_path: Path, url: str, *args: str) -> Path:
+    """The scene saved and frames 1-3 run through scripts/t2i_batch.py --comfyui URL (2 steps,
+    seed 5); returns the output folder (the --out given, without its frame pattern)."""
+    blend = tmp_path / "shot.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    head = [sys.executable, str(SCRIPT), str(blend), "--frames", "1-3", "--comfyui", url]
+    options = ["--steps", "2", "--seed", "5", *args]
+    proc = subprocess.run([*head, *options], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return tmp_path / "out"
+
+
 def test_generate(addon, scene, prefs, comfyui):
     _shot(scene)
     prefs.backend_kind, prefs.comfyui_url = "comfyui", comfyui
@@ -112,15 +124,8 @@ def test_generate(addon, scene, prefs, comfyui):
 
 def test_batch_of_three_frames(scene, tmp_path, prefs, comfyui):
     _shot(scene)
-    blend = tmp_path / "shot.blend"
-    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
-    out = tmp_path / "out"
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), str(blend), "--frames", "1-3", "--comfyui", comfyui,
-         "--steps", "2", "--seed", "5", "--seed-mode", "per-frame", "--depth-range", "manual",
-         "--near", "4", "--far", "12", "--out", str(out / "sh010_###")],
-        capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = _batch(tmp_path, comfyui, "--seed-mode", "per-frame", "--depth-range", "manual",
+                 "--near", "4", "--far", "12", "--out", str(tmp_path / "out" / "sh010_###"))
     manifest = json.loads((out / "manifest.json").read_text())
     assert sorted(manifest["frames"]) == ["1", "2", "3"]
     assert [manifest["frames"][f]["seed"] for f in ("1", "2", "3")] == [6, 7, 8]
@@ -134,15 +139,8 @@ def test_temporal_batch(addon, scene, tmp_path, prefs, comfyui):
     motion_shot(scene, range(1, 4))
     scene.render.resolution_x = scene.render.resolution_y = 64
     scene.frame_start, scene.frame_end = 1, 3
-    blend = tmp_path / "shot.blend"
-    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
-    out = tmp_path / "out"
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), str(blend), "--frames", "1-3", "--comfyui", comfyui,
-         "--preset", "tiny-sd15-depth", "--steps", "2", "--seed", "5", "--size", "64x64",
-         "--temporal", "--carry", "1", "--out", str(out)],
-        capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = _batch(tmp_path, comfyui, "--preset", "tiny-sd15-depth", "--size", "64x64",
+                 "--temporal", "--carry", "1", "--out", str(tmp_path / "out"))
     read = addon.t2i_core.png.read_png
     for frame in (2, 3):
         record = json.loads((out / f"frame_{frame:04d}.json").read_text())
