@@ -237,6 +237,12 @@ def learn(request: Request, names: Names) -> None:
                 names.learn_prompt(body["prompt_id"])
 
 
+def normalised(request: Request, names: Names) -> tuple[str, Any]:
+    """(path, body) as recordings keep them, after learning the run's ids from the request."""
+    learn(request, names)
+    return names.normalise(request.target), request_body(request, names)
+
+
 # --- WebSocket frames (server -> client direction, unmasked) ---------------------------------
 
 
@@ -356,9 +362,7 @@ class RecordingProxy(_Listener):
             if request is None:
                 return
             with self.lock:
-                learn(request, self.names)
-                path = self.names.normalise(request.target)
-                body = request_body(request, self.names)
+                path, body = normalised(request, self.names)
             if request.is_websocket:
                 self._websocket(conn, request, path)
                 return
@@ -509,9 +513,7 @@ class ReplayServer(_Listener):
             if request is None:
                 return
             with self.cond:
-                learn(request, self.names)
-                path = self.names.normalise(request.target)
-                body = request_body(request, self.names)
+                path, body = normalised(request, self.names)
                 entry = self._match(request.method, path, body)
             if entry is None:
                 send_response(conn, 599, "text/plain", b"not as recorded")
