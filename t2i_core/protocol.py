@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from .presets import FAMILY_INFO
+from .presets import FAMILY_INFO, FamilyInfo
 
 PROTOCOL_VERSION = 1
 
@@ -393,12 +393,17 @@ def _check_mask(values: dict[str, Any], job_id: str | None) -> None:
     if not values["init_image"]:
         raise ProtocolError(ErrorCode.BAD_REQUEST, "generate: 'mask_image' needs 'init_image', "
                             "the picture kept where the mask is black", job_id)
-    family = values["model"].get("family")
-    info = FAMILY_INFO.get(family) if isinstance(family, str) else None  # unknown: the runner
+    info = _family_info(values)
     if info is not None and not info.inpaint:
         able = ", ".join(i.name for i in FAMILY_INFO.values() if i.inpaint)
         raise ProtocolError(ErrorCode.BAD_REQUEST, f"generate: 'mask_image': {info.name} cannot "
                             f"inpaint (the families that can: {able})", job_id)
+
+
+def _family_info(values: dict[str, Any]) -> FamilyInfo | None:
+    """The request's family, None when unknown (the runner refuses that, naming the known)."""
+    family = values["model"].get("family")
+    return FAMILY_INFO.get(family) if isinstance(family, str) else None
 
 
 def _check_clip(values: dict[str, Any], job_id: str | None) -> None:
@@ -415,8 +420,7 @@ def _check_clip(values: dict[str, Any], job_id: str | None) -> None:
         raise ProtocolError(ErrorCode.BAD_REQUEST, f"generate: 'control_frames' holds "
                             f"{len(frames)} frames, more than the {MAX_CLIP_FRAMES} a job "
                             "makes: split the range into several clips", job_id)
-    family = values["model"].get("family")
-    info = FAMILY_INFO.get(family) if isinstance(family, str) else None  # unknown: the runner
+    info = _family_info(values)
     if info is not None and not info.takes_clip:
         able = ", ".join(i.name for i in FAMILY_INFO.values() if i.takes_clip)
         raise ProtocolError(ErrorCode.BAD_REQUEST, f"generate: 'control_frames': {info.name} "
