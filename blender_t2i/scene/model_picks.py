@@ -69,12 +69,13 @@ def find_model(reference: str) -> str:
     """A pick given by hand (the batch's --base, --lora): an existing file or folder as an
     absolute path, else a file name or library path the model library knows, else as given
     (an HF repo id; a missing file is refused by check_settings with its name)."""
-    found = library.current().find(reference)
     if uses_comfyui():  # the server's names: nothing here to look at
+        found = library.current().find(reference)
         return found.reference if found is not None else reference
     path = os.path.abspath(os.path.expanduser(reference))
     if os.path.exists(path):
-        return path
+        return path  # no scan needed
+    found = library.current().find(reference)
     if found is not None:
         return found.reference
     return path if lib.looks_like_path(reference) else reference
